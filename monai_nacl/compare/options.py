@@ -1,0 +1,139 @@
+"""Command-line arguments of ``python -m monai_nacl compare``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monai_nacl.compare.overrides import split_overrides
+
+__all__ = ["QUICK_EPOCHS", "RESERVED_IDS", "CompareOptions", "add_compare_arguments", "parse_compare_args"]
+
+QUICK_EPOCHS = 2
+"""``--quick``: epochs per run (a smoke schedule, not a meaningful comparison)."""
+
+RESERVED_IDS = ("loss_name", "seed", "output_dir", "ckpt_dir", "bundle_root")
+"""Bundle ids the workflow sets for each run; forwarding them would break the comparison."""
+
+
+@dataclass
+class CompareOptions:
+    """Everything a comparison needs (see ``python -m monai_nacl compare --help``)."""
+
+    bundle: str
+    output: Path
+    losses: list[str] | None = None
+    seeds: int = 1
+    first_seed: int = 0
+    max_epochs: int | None = None
+    dataset_dir: Path | None = None
+    datalist: Path | None = None
+    quick: bool = False
+    temperature_scaling: bool = False
+    grid: list[str] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=dict)
+    ts_max_voxels: int = 200_000
+    ts_region: str = "all"
+
+    @property
+    def seed_values(self) -> list[int]:
+        """The seeds run: ``first_seed, ..., first_seed + seeds - 1``."""
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
+    @property
+    def epochs(self) -> int | None:
+        """Epochs per run: ``--max_epochs``, else ``QUICK_EPOCHS`` with ``--quick``, else the bundle's."""
+        if self.max_epochs is not None:
+            return self.max_epochs
+        return QUICK_EPOCHS if self.quick else None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``compare`` arguments to ``parser`` (create it with ``allow_abbrev=False``: ``--seed`` is a bundle id)."""
+    parser.add_argument("--bundle", required=True, help="bundle name under bundles/ (e.g. unet2d_nacl) or its folder")
+    parser.add_argument(
+        "--losses", default=None, help="comma list of the bundle's loss_name values (default: every loss it defines)"
+    )
+    parser.add_argument("--seeds", type=_positive, default=1, help="number of seeds per loss (default 1)")
+    parser.add_argument("--first_seed", type=int, default=0, help="first seed; seeds are first_seed, first_seed+1, ...")
+    parser.add_argument("--max_epochs", type=_positive, default=None, help="epochs per run (default: the bundle's)")
+    parser.add_argument("--dataset_dir", type=Path, default=None, help="data folder (default: the bundle's)")
+    parser.add_argument("--datalist", type=Path, default=None, help="MSD-style datalist JSON (default: the bundle's)")
+    parser.add_argument("--output", type=Path, default=Path("outputs/compare"), help="report and runs folder")
+    parser.add_argument("--quick", action="store_true", help=f"short schedule ({QUICK_EPOCHS} epochs) for a smoke run")
+    parser.add_argument(
+        "--temperature-scaling",
+        "--temperature_scaling",
+        dest="temperature_scaling",
+        action="store_true",
+        help="also fit one temperature per trained model on the validation split and report '<loss> + TS' rows",
+    )
+    parser.add_argument(
+        "--ts_max_voxels", type=_positive, default=200_000, help="validation voxels sampled per case for the TS fit"
+    )
+    parser.add_argument(
+        "--ts_region",
+        choices=("all", "foreground"),
+        default="all",
+        help="validation voxels the temperature is fitted on: all (standard) or foreground (label != 0)",
+    )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        help="sweep one loss's parameters, e.g. 'nacl:alpha=0.05,0.1,0.2;kernel_size=3,5' (repeatable)",
+    )
+
+
+def parse_compare_args(argv: list[str]) -> CompareOptions:
+    """Parse ``compare`` arguments; unknown ``--id value`` pairs are forwarded to the bundle as overrides.
+
+    Raises:
+        ValueError: for a forwarded override that is not ``--id value``, or one of :data:`RESERVED_IDS`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_nacl compare",
+        description="Train and evaluate a bundle once per loss and seed; write report.md, summary.csv and diagrams.",
+        epilog="Any other '--id value' (e.g. --losses#nacl#alpha 0.2, --device cpu) is forwarded to the bundle.",
+        allow_abbrev=False,
+    )
+    add_compare_arguments(parser)
+    known, unknown = parser.parse_known_args(argv)
+    return options_from_namespace(known, unknown)
+
+
+def options_from_namespace(known: argparse.Namespace, unknown: list[str]) -> CompareOptions:
+    """Build :class:`CompareOptions` from parsed arguments and the leftover (forwarded) tokens."""
+    overrides = split_overrides(unknown)
+    reserved = sorted(set(overrides) & set(RESERVED_IDS))
+    if reserved:
+        raise ValueError(
+            f"--{reserved[0]} is set by compare for each run; use --losses / --seeds / --first_seed / --output instead."
+        )
+    losses = [name.strip() for name in known.losses.split(",") if name.strip()] if known.losses else None
+    if known.losses is not None and not losses:
+        raise ValueError(f"--losses {known.losses!r} names no loss; give e.g. --losses ce,dice_ce,nacl.")
+    return CompareOptions(
+        bundle=known.bundle,
+        output=known.output,
+        losses=losses,
+        seeds=known.seeds,
+        first_seed=known.first_seed,
+        max_epochs=known.max_epochs,
+        dataset_dir=known.dataset_dir,
+        datalist=known.datalist,
+        quick=known.quick,
+        temperature_scaling=known.temperature_scaling,
+        grid=list(known.grid),
+        overrides=overrides,
+        ts_max_voxels=known.ts_max_voxels,
+        ts_region=known.ts_region,
+    )

@@ -1,0 +1,295 @@
+"""The comparison report: ``report.md``, ``summary.csv`` and reliability diagrams from the runs' folders.
+
+Figures per run come from what the bundle's evaluation wrote: ``summary.json`` / ``metrics.csv`` of the
+paper's protocol (calibration over ground-truth foreground voxels, 15 bins, per test volume then averaged
+over volumes) and ``all_voxels/summary.json`` (the same metrics over every voxel). The evaluation does not
+save per-bin statistics, so the reliability diagrams are recomputed from the saved predictions
+(``predictions/<case>_max_prob`` and ``_seg``) and the labels on disk, over the same foreground voxels;
+their pooled ECE is checked against the evaluation's own pooled ECE.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_nacl.compare.grid import Variant
+from monai_nacl.compare.plots import BinStatistics, plot_overlay, plot_reliability
+from monai_nacl.compare.runs import (
+    ALL_VOXELS_DIR,
+    SUMMARY,
+    TS_DIR,
+    RunSpec,
+    is_finished,
+)
+from monai_nacl.compare.table import Column, Row, markdown_table, mean_std, write_csv
+
+__all__ = [
+    "CSV_COLUMNS",
+    "TABLE_COLUMNS",
+    "build_rows",
+    "reliability_bins",
+    "run_metrics",
+    "write_report",
+]
+
+CALIBRATION = ("ece", "cece", "ace", "mce", "nll", "brier")
+
+TABLE_COLUMNS = [
+    Column("DSC (%)", "dsc", higher_is_better=True, scale=100.0, decimals=2),
+    Column("HD95 (mm)", "hd95", decimals=2),
+    Column("ECE (%)", "ece", scale=100.0, decimals=2),
+    Column("CECE (%)", "cece", scale=100.0, decimals=2),
+    Column("ACE (%)", "ace", scale=100.0, decimals=2),
+    Column("NLL", "nll", decimals=3),
+    Column("Brier", "brier", decimals=3),
+    Column("ECE all (%)", "ece_all", scale=100.0, decimals=2),
+    Column("CECE all (%)", "cece_all", scale=100.0, decimals=2),
+]
+"""Columns of report.md: the paper's protocol (foreground), then the all-voxel ECE and CECE."""
+
+CSV_COLUMNS = TABLE_COLUMNS + [
+    Column("MCE", "mce"),
+    Column("HD95 empty", "hd95_empty"),
+    Column("ACE all", "ace_all"),
+    Column("MCE all", "mce_all"),
+    Column("NLL all", "nll_all"),
+    Column("Brier all", "brier_all"),
+    *(Column(f"{name} pooled", f"{name}_pooled") for name in CALIBRATION),
+    Column("T", "temperature"),
+]
+"""Columns of summary.csv (unscaled): the table's, plus MCE, pooled-over-voxels figures, empty-HD95 counts and T."""
+
+
+def _number(value: Any) -> float:
+    """A JSON/CSV value as float; null, empty and non-numbers become NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_metrics(eval_dir: Path) -> dict[str, float]:
+    """The figures of one evaluated run (``eval_dir`` holds ``summary.json`` and ``metrics.csv``).
+
+    Returns ``{dsc, hd95, hd95_empty, ece, cece, ace, mce, nll, brier}`` (mean over test cases, foreground
+    protocol), ``<metric>_pooled`` (pooled over all foreground voxels), ``<metric>_all`` (mean over cases,
+    all voxels, when ``all_voxels/summary.json`` exists) and ``temperature`` (for a TS run).
+    ``hd95`` is the mean over cases and foreground classes of the finite HD95 values; ``hd95_empty`` counts
+    the (case, class) pairs whose class is in the label but was not predicted (HD95 infinite).
+    """
+    summary = json.loads((eval_dir / SUMMARY).read_text())
+    mean, pooled = summary.get("mean", {}), summary.get("pooled", {})
+    result = {"dsc": _number(mean.get("mean_dsc"))}
+    result.update({name: _number(mean.get(name)) for name in CALIBRATION})
+    result.update({f"{name}_pooled": _number(pooled.get(name)) for name in CALIBRATION})
+    hd95: list[float] = []
+    empty = 0
+    if (eval_dir / "metrics.csv").is_file():
+        for row in _read_csv(eval_dir / "metrics.csv"):
+            for key, value in row.items():
+                if key.startswith("hd95_"):
+                    number = _number(value)
+                    hd95 += [number] if math.isfinite(number) else []
+                    empty += int(number == math.inf)
+    result["hd95"] = float(np.mean(hd95)) if hd95 else math.nan
+    result["hd95_empty"] = float(empty)
+    all_voxels = eval_dir / ALL_VOXELS_DIR / SUMMARY
+    if all_voxels.is_file():
+        mean_all = json.loads(all_voxels.read_text()).get("mean", {})
+        result.update({f"{name}_all": _number(mean_all.get(name)) for name in CALIBRATION})
+    temperature = eval_dir / "temperature.json"
+    if temperature.is_file():
+        result["temperature"] = _number(json.loads(temperature.read_text()).get("temperature"))
+    return result
+
+
+def _failure(spec: RunSpec, eval_dir: Path) -> str:
+    for folder in (eval_dir, spec.run_dir):
+        failed = folder / "failed"
+        if failed.is_file():
+            return f"seed {spec.seed}: {failed.read_text().strip()}"
+    return f"seed {spec.seed}: not run (no {eval_dir / SUMMARY})"
+
+
+def build_rows(specs: list[RunSpec], temperature_scaling: bool) -> tuple[list[Row], dict[str, list[Path]]]:
+    """Rows of the table (each variant, then its ``+ TS`` row) and, per row, the finished evaluation folders."""
+    variants = list(dict.fromkeys(spec.variant for spec in specs))
+    rows: list[Row] = []
+    folders: dict[str, list[Path]] = {}
+    for variant in variants:
+        versions = [(variant, "")]
+        if temperature_scaling:
+            versions.append((Variant(variant.loss_name, variant.params, temperature_scaled=True), TS_DIR))
+        for shown, sub in versions:
+            row = Row(shown.name)
+            folders[row.name] = []
+            for spec in (s for s in specs if s.variant == variant):
+                row.runs += 1
+                eval_dir = spec.run_dir / sub if sub else spec.run_dir
+                finished = is_finished(spec.run_dir) and (eval_dir / SUMMARY).is_file()
+                if not finished:
+                    row.failures.append(_failure(spec, eval_dir))
+                    continue
+                for key, value in run_metrics(eval_dir).items():
+                    row.values.setdefault(key, []).append(value)
+                folders[row.name].append(eval_dir)
+            rows.append(row)
+    return rows, folders
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    return re.sub(r"(\.nii\.gz|\.nii|\.mha|\.nrrd)$", "", name)
+
+
+def reliability_bins(eval_dir: Path, labels_by_case: dict[str, str], num_bins: int = 15) -> BinStatistics | None:
+    """Per-bin top-label statistics over the foreground voxels (label != 0) of one evaluated run.
+
+    Recomputed from ``predictions/<case>_max_prob`` and ``<case>_seg`` and the labels on disk; bins are
+    ``(lower, upper]`` with confidence 0 in the first bin, as ``monai_nacl.metrics`` bins them.
+
+    Args:
+        eval_dir: folder with ``metrics.csv`` and ``predictions/``.
+        labels_by_case: label file of each case, keyed by the image file name without extension.
+        num_bins: equal-width bins.
+
+    Returns:
+        the pooled statistics, or None when the predictions or labels are missing.
+    """
+    import nibabel as nib
+
+    stats = BinStatistics(np.zeros(num_bins), np.zeros(num_bins), np.zeros(num_bins))
+    predictions = eval_dir / "predictions"
+    for row in _read_csv(eval_dir / "metrics.csv"):
+        case = row["case"]
+        files = [predictions / f"{case}_max_prob.nii.gz", predictions / f"{case}_seg.nii.gz"]
+        if case not in labels_by_case or not all(f.is_file() for f in files):
+            return None
+        confidence, seg = (np.asarray(nib.load(str(f)).dataobj).squeeze() for f in files)
+        label = np.asarray(nib.load(labels_by_case[case]).dataobj).squeeze()
+        if not confidence.shape == seg.shape == label.shape:
+            return None
+        mask = label != 0
+        p = confidence[mask].astype(np.float64)
+        correct = (seg[mask].astype(np.int64) == label[mask].astype(np.int64)).astype(np.float64)
+        index = np.clip(np.ceil(p * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
+        stats = stats + BinStatistics(
+            np.bincount(index, minlength=num_bins).astype(np.float64),
+            np.bincount(index, weights=p, minlength=num_bins),
+            np.bincount(index, weights=correct, minlength=num_bins),
+        )
+    return stats
+
+
+def _test_labels(context: dict[str, Any]) -> dict[str, str]:
+    """Label file per test case from the datalist recorded in ``compare.json`` (empty if unknown)."""
+    datalist, dataset_dir = context.get("datalist"), context.get("dataset_dir")
+    if not datalist or not Path(datalist).is_file():
+        return {}
+    from monai.data import load_decathlon_datalist
+
+    items = load_decathlon_datalist(datalist, True, "test", dataset_dir)
+    return {_stem(item["image"]): item["label"] for item in items if "label" in item}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")
+
+
+def write_report(output: Path, specs: list[RunSpec], temperature_scaling: bool, bundle_name: str) -> Path:
+    """Write ``report.md``, ``summary.csv``, ``reliability/<row>.png`` and ``reliability_all.png``; return report.md."""
+    context = json.loads((output / "compare.json").read_text()) if (output / "compare.json").is_file() else {}
+    rows, folders = build_rows(specs, temperature_scaling)
+    write_csv(rows, CSV_COLUMNS, output / "summary.csv")
+    num_bins = int(context.get("num_bins", 15))
+    labels = _test_labels(context)
+    pooled: dict[str, BinStatistics] = {}
+    checks: list[str] = []
+    for row in rows:
+        total = None
+        for folder in folders[row.name]:
+            bins = reliability_bins(folder, labels, num_bins) if labels else None
+            if bins is None:
+                total = None
+                break
+            total = bins if total is None else total + bins
+        if total is not None and total.count.sum() > 0:
+            pooled[row.name] = total
+            plot_reliability(total, output / "reliability" / f"{_slug(row.name)}.png", row.name)
+            ece_pooled = mean_std(row.values.get("ece_pooled", []))[0] if len(folders[row.name]) == 1 else math.nan
+            if math.isfinite(ece_pooled) and abs(ece_pooled - total.ece()) > 1e-3:
+                checks.append(f"{row.name}: diagram ECE {total.ece():.4f} != evaluation pooled ECE {ece_pooled:.4f}")
+    if pooled:
+        plot_overlay(pooled, output / "reliability_all.png")
+    epochs = context.get("max_epochs") or "the bundle's default"
+    lines = [
+        f"# Calibration comparison: bundle `{bundle_name}`",
+        "",
+        (
+            f"Runs: {len(specs)} ({len({s.variant for s in specs})} loss setting(s) x {len({s.seed for s in specs})} "
+            f"seed(s)); epochs per run: {epochs}; test cases: {len(labels) or '?'}."
+        ),
+        "",
+        markdown_table(rows, TABLE_COLUMNS),
+        "",
+        (
+            "Values are mean ± sample standard deviation over seeds (a single seed shows its value); the best mean "
+            "of each column, as displayed, is in bold (↑ higher is better, ↓ lower is better)."
+        ),
+        "",
+        (
+            "- DSC and HD95: per foreground class and test volume, averaged over classes and volumes; HD95 in mm "
+            "(voxel spacing), over the (volume, class) pairs where it is defined."
+        ),
+        (
+            "- ECE, CECE, ACE, NLL, Brier: the NACL paper's protocol, over ground-truth foreground voxels "
+            f"(label != 0) of each test volume, {num_bins} equal-width bins, then averaged over volumes; "
+            "ECE/CECE/ACE in %. 'all' columns: the same over every voxel of the volume."
+        ),
+    ]
+    if temperature_scaling:
+        lines.append(
+            "- `+ TS` rows: the same trained model with one temperature fitted on the validation split (NLL, "
+            f"L-BFGS on log T, {context.get('ts_region', 'all')} voxels) dividing the logits at test time."
+        )
+    lines.append("")
+    empty = {r.name: int(sum(r.values.get("hd95_empty", []))) for r in rows}
+    if any(empty.values()):
+        pairs = ", ".join(f"{name} ({count} pair(s))" for name, count in empty.items() if count)
+        lines += [f"HD95 left out where a class present in the label was not predicted at all: {pairs}.", ""]
+    temperature_rows = [r for r in rows if r.values.get("temperature")]
+    if temperature_rows:
+        lines.append("Fitted temperatures: " + ", ".join(
+            f"{r.name}: " + ", ".join(f"{t:.3f}" for t in r.values["temperature"]) for r in temperature_rows
+        ))
+        lines.append("")
+    failures = [f"- {r.name}, {failure}" for r in rows for failure in r.failures]
+    if failures:
+        lines += ["## Failed runs", "", *failures, ""]
+    if pooled:
+        lines += [
+            "## Reliability diagrams",
+            "",
+            "Foreground voxels of all test volumes and seeds pooled, recomputed from the saved predictions: "
+            "[all losses](reliability_all.png); "
+            + ", ".join(f"[{name}](reliability/{_slug(name)}.png)" for name in pooled),
+            "",
+        ]
+    if checks:
+        lines += ["Consistency warnings:", *[f"- {c}" for c in checks], ""]
+    lines += ["Each run's folder (logs, model, metrics.csv, summary.json, predictions): `runs/<loss>/seed<k>/`.", ""]
+    report = output / "report.md"
+    report.write_text("\n".join(lines))
+    return report

@@ -1,0 +1,201 @@
+"""One training or evaluation run of a bundle, as a subprocess, with its log, progress and `done` marker.
+
+Each (variant, seed) owns a folder ``<output>/runs/<variant.run_name>/seed<k>/`` that is the bundle's
+``output_dir`` for both training and evaluation. The run is finished when ``summary.json`` is there and
+the ``done`` marker (written atomically last) says so; a finished run is skipped on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monai_nacl.compare.grid import Variant
+
+__all__ = [
+    "ALL_VOXELS_DIR",
+    "BUNDLES_DIR",
+    "SUMMARY",
+    "TS_DIR",
+    "RunSpec",
+    "bundle_command",
+    "bundle_loss_names",
+    "is_finished",
+    "parse_epoch",
+    "read_done",
+    "resolve_bundle",
+    "run_subprocess",
+    "write_done",
+]
+
+BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
+"""The bundles shipped in this repository (``bundles/<name>``)."""
+
+DONE = "done"
+SUMMARY = "summary.json"
+TS_DIR = "temperature_scaled"
+"""Sub-folder of a run holding its temperature-scaled evaluation."""
+ALL_VOXELS_DIR = "all_voxels"
+"""Sub-folder of an evaluation holding the all-voxel report."""
+
+# StatsHandler: "Epoch: 3/10, Iter: 2/8 -- train_loss: 0.41"; ignite: "Epoch[3] Complete. Time taken: ..."
+_EPOCH_ITER = re.compile(r"Epoch: (\d+)/(\d+), Iter: (\d+)/(\d+)")
+_EPOCH_DONE = re.compile(r"Epoch\[(\d+)\] Complete")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training (+ evaluation) of a variant with one seed.
+
+    Args:
+        variant: the loss (and grid parameters) trained.
+        seed: the bundle's ``seed``.
+        run_dir: its folder, used as the bundle's ``output_dir``.
+    """
+
+    variant: Variant
+    seed: int
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        """Short name for progress lines: ``nacl seed 0``."""
+        return f"{self.variant.name} seed {self.seed}"
+
+
+def resolve_bundle(bundle: str | os.PathLike) -> Path:
+    """The folder of a bundle given by name (``unet2d_nacl``, looked up in ``bundles/``) or by path.
+
+    Raises:
+        ValueError: when neither the path nor ``bundles/<name>`` holds ``configs/train.yaml``.
+    """
+    candidates = [Path(bundle), Path.cwd() / "bundles" / str(bundle), BUNDLES_DIR / str(bundle)]
+    for candidate in candidates:
+        if (candidate / "configs" / "train.yaml").is_file():
+            return candidate.resolve()
+    available = sorted(p.name for p in BUNDLES_DIR.glob("*") if (p / "configs" / "train.yaml").is_file())
+    raise ValueError(
+        f"--bundle {str(bundle)!r}: no configs/train.yaml in {[str(c) for c in candidates]}. "
+        f"Give a bundle folder or one of {available}."
+    )
+
+
+def bundle_loss_names(bundle_dir: Path) -> list[str]:
+    """The ``loss_name`` values a bundle accepts: the keys of its top-level ``losses`` dict."""
+    from monai.bundle import ConfigParser
+
+    config = ConfigParser.load_config_files([bundle_dir / "configs" / "train.yaml"])
+    losses = config.get("losses")
+    if not isinstance(losses, dict) or not losses:
+        raise ValueError(
+            f"{bundle_dir}/configs/train.yaml has no top-level 'losses' dict keyed by loss_name; "
+            "pass the loss names with --losses."
+        )
+    return list(losses)
+
+
+def bundle_command(bundle_dir: Path, configs: list[str], overrides: dict[str, Any]) -> list[str]:
+    """Command line running a bundle workflow (``monai.bundle run`` semantics, see ``bundle_run``).
+
+    Args:
+        bundle_dir: the bundle folder.
+        configs: config files under ``configs/``, merged in order (e.g. ``["train.yaml", "evaluate.yaml"]``).
+        overrides: ``{id: value}`` set on the command line; values are written with ``str`` (lists and
+            dicts with ``repr``) and parsed back as Python literals.
+    """
+    files = [str(bundle_dir / "configs" / name) for name in configs]
+    command = [sys.executable, "-m", "monai_nacl.compare.bundle_run", "run"]
+    command += ["--config_file", repr(files) if len(files) > 1 else files[0]]
+    meta = bundle_dir / "configs" / "metadata.json"
+    if meta.is_file():
+        command += ["--meta_file", str(meta)]
+    logging_conf = bundle_dir / "configs" / "logging.conf"
+    if logging_conf.is_file():
+        command += ["--logging_file", str(logging_conf)]
+    for key, value in overrides.items():
+        command += [f"--{key}", repr(value) if isinstance(value, (list, dict, tuple)) else str(value)]
+    return command
+
+
+def parse_epoch(line: str) -> tuple[int, int | None, bool] | None:
+    """``(epoch, max_epochs or None, completed)`` from a line of training output, or None.
+
+    Reads MONAI's ``StatsHandler`` iteration lines (``Epoch: 3/10, Iter: ...``: epoch 3 running) and
+    ignite's ``Epoch[3] Complete`` lines (epoch 3 completed).
+    """
+    match = _EPOCH_ITER.search(line)
+    if match:
+        return int(match.group(1)), int(match.group(2)), False
+    match = _EPOCH_DONE.search(line)
+    if match:
+        return int(match.group(1)), None, True
+    return None
+
+
+def run_subprocess(
+    command: list[str], log_path: Path, on_line: Callable[[str], None] | None = None, env: dict | None = None
+) -> int:
+    """Run ``command``, writing stdout and stderr to ``log_path`` (and each line to ``on_line``).
+
+    The wall time and the CPU time (user + system) of the command are appended to ``timing.json`` beside the
+    log, keyed by the log's name: on a shared machine the CPU time tells what the run costs by itself.
+
+    Returns:
+        the exit status.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start, cpu_start = time.monotonic(), _children_cpu()
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            if on_line is not None:
+                on_line(line)
+        status = process.wait()
+    timing_path = log_path.parent / "timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+    timing[log_path.stem] = {
+        "wall_s": round(time.monotonic() - start, 2),
+        "cpu_s": round(_children_cpu() - cpu_start, 2),
+        "status": status,
+    }
+    timing_path.write_text(json.dumps(timing, indent=2))
+    return status
+
+
+def _children_cpu() -> float:
+    times = os.times()  # CPU time of the waited-for child processes (0 where the platform does not report it)
+    return times.children_user + times.children_system
+
+
+def write_done(run_dir: Path, info: dict[str, Any]) -> None:
+    """Write the ``done`` marker atomically (temp file + ``os.replace``), so a killed run never looks finished."""
+    tmp = run_dir / f".{DONE}.tmp"
+    tmp.write_text(json.dumps({**info, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+    os.replace(tmp, run_dir / DONE)
+
+
+def read_done(run_dir: Path) -> dict[str, Any]:
+    """Contents of a run's ``done`` marker ({} when absent or unreadable)."""
+    try:
+        return json.loads((run_dir / DONE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def is_finished(run_dir: Path) -> bool:
+    """True when the run's ``summary.json`` exists and its ``done`` marker was written."""
+    return (run_dir / SUMMARY).is_file() and (run_dir / DONE).is_file()

@@ -1,0 +1,47 @@
+"""Data for monai_nacl: the offline default dataset, synthetic test sets, datalist converters and data checks.
+
+Command line: ``python -m monai_nacl.data {build-default,synthetic,datalist,check} ...`` (``--help`` on each).
+"""
+
+from __future__ import annotations
+
+from monai_nacl.data.checks import DataProblem, check_datalist
+from monai_nacl.data.datalist import (
+    acdc_cases,
+    brats_cases,
+    folder_cases,
+    make_datalist,
+    msd_cases,
+    parse_split,
+    split_cases,
+    write_datalist,
+)
+from monai_nacl.data.default_dataset import (
+    DEFAULT_NUM_CASES,
+    build_default_dataset,
+    default_dataset_dir,
+    ensure_default_dataset,
+    load_mni_template,
+    simulate_case,
+)
+from monai_nacl.data.synthetic import make_synthetic_dataset
+
+__all__ = [
+    "DEFAULT_NUM_CASES",
+    "DataProblem",
+    "acdc_cases",
+    "brats_cases",
+    "build_default_dataset",
+    "check_datalist",
+    "default_dataset_dir",
+    "ensure_default_dataset",
+    "folder_cases",
+    "load_mni_template",
+    "make_datalist",
+    "make_synthetic_dataset",
+    "msd_cases",
+    "parse_split",
+    "simulate_case",
+    "split_cases",
+    "write_datalist",
+]

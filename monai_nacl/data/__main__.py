@@ -1,0 +1,117 @@
+"""``python -m monai_nacl.data``: build the default dataset, write synthetic data or datalists, check a datalist.
+
+Examples::
+
+    python -m monai_nacl.data build-default [--output DIR] [--num_cases 16] [--seed 0] [--force]
+    python -m monai_nacl.data synthetic --output DIR [--num_cases 6] [--spatial_dims 3] [--size 32]
+    python -m monai_nacl.data datalist --layout msd --input Task09_Spleen --output spleen.json --split 0.7,0.15,0.15
+    python -m monai_nacl.data datalist --layout folders --input imgs --labels segs --output my.json
+    python -m monai_nacl.data check datalist.json --num_classes 3 [--base_dir DIR]
+
+Exit status: 0 on success, 1 when ``check`` finds problems, 2 on a usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from monai_nacl.data.checks import check_datalist
+from monai_nacl.data.datalist import LAYOUTS, make_datalist, parse_split
+from monai_nacl.data.default_dataset import (
+    DEFAULT_NUM_CASES,
+    DEFAULT_SEED,
+    build_default_dataset,
+    default_dataset_dir,
+)
+from monai_nacl.data.files import SECTIONS, read_datalist
+from monai_nacl.data.synthetic import make_synthetic_dataset
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_nacl.data", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build-default", help="build the MNI152 grey/white matter dataset (offline)")
+    build.add_argument("--output", type=Path, default=None, help=f"dataset folder (default {default_dataset_dir()})")
+    build.add_argument("--num_cases", type=int, default=DEFAULT_NUM_CASES, help="cohort size (>= 3)")
+    build.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the cohort")
+    build.add_argument("--force", action="store_true", help="replace an existing dataset folder")
+
+    synthetic = commands.add_parser("synthetic", help="write a small synthetic dataset (random spheres)")
+    synthetic.add_argument("--output", type=Path, required=True, help="folder to write")
+    synthetic.add_argument("--num_cases", type=int, default=6)
+    synthetic.add_argument("--spatial_dims", type=int, default=3, choices=(2, 3))
+    synthetic.add_argument("--size", type=int, default=32, help="edge length in voxels")
+    synthetic.add_argument("--num_classes", type=int, default=3)
+    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--force", action="store_true", help="overwrite an existing dataset in --output")
+
+    datalist = commands.add_parser("datalist", help="write a split datalist from a dataset folder")
+    datalist.add_argument("--layout", required=True, choices=LAYOUTS)
+    datalist.add_argument("--input", type=Path, required=True, help="dataset folder (folders layout: the images)")
+    datalist.add_argument("--labels", type=Path, default=None, help="labels folder (folders layout only)")
+    datalist.add_argument("--output", type=Path, required=True, help="datalist JSON to write")
+    datalist.add_argument("--split", default="0.7,0.15,0.15", help="train,validation,test fractions")
+    datalist.add_argument("--seed", type=int, default=0, help="seed of the split")
+    datalist.add_argument("--force", action="store_true", help="overwrite an existing --output")
+
+    check = commands.add_parser("check", help="check every case of a datalist")
+    check.add_argument("datalist", type=Path)
+    check.add_argument("--num_classes", type=int, required=True, help="number of classes including background")
+    check.add_argument("--base_dir", type=Path, default=None, help="folder of relative paths (default: the JSON's)")
+    check.add_argument("--sections", default=None, help="comma list of sections (default: all present)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "build-default":
+        start = time.monotonic()
+        path = build_default_dataset(args.output, num_cases=args.num_cases, seed=args.seed, force=args.force)
+        data = read_datalist(path)
+        sizes = ", ".join(f"{len(data[s])} {s}" for s in SECTIONS)
+        print(f"built {path} in {time.monotonic() - start:.1f} s: {sizes}; class fractions {data['class_fractions']}")
+    elif args.command == "synthetic":
+        path = make_synthetic_dataset(
+            args.output, args.num_cases, args.spatial_dims, args.size, args.num_classes, args.seed, force=args.force
+        )
+        print(f"wrote {path}")
+    elif args.command == "datalist":
+        path = make_datalist(
+            args.layout, args.input, args.output, args.labels, parse_split(args.split), args.seed, force=args.force
+        )
+        data = read_datalist(path)
+        print(f"wrote {path}: " + ", ".join(f"{len(data[s])} {s}" for s in SECTIONS))
+    else:
+        sections = None if args.sections is None else [s.strip() for s in args.sections.split(",") if s.strip()]
+        problems = check_datalist(args.datalist, args.num_classes, base_dir=args.base_dir, sections=sections)
+        for problem in problems:
+            print(problem)
+        if problems:
+            cases = len({p.case for p in problems})
+            print(f"{len(problems)} problem(s) in {cases} case(s) of {args.datalist}", file=sys.stderr)
+            return 1
+        data = read_datalist(args.datalist)
+        count = sum(len(data[s]) for s in (sections or SECTIONS) if isinstance(data.get(s), list))
+        print(f"{args.datalist}: {count} cases checked, no problem found")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Checks of a datalist before training: every file there, readable, consistent, and labels in range.
+
+Reads with nibabel (headers and arrays; no MONAI transforms), so a bundle can run the check at start-up.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from monai.config import PathLike
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+
+from monai_nacl.data.files import SECTIONS, case_id, read_datalist
+
+__all__ = ["DataProblem", "check_datalist"]
+
+AFFINE_TOLERANCE_MM = 1e-3
+_READ_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error)
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """One problem found by :func:`check_datalist`.
+
+    Attributes:
+        case: where it is, ``"<section>[<index>] <case id>"`` (or ``"datalist"`` for the file as a whole).
+        file: the file concerned, as written in the datalist (empty when the entry itself is wrong).
+        problem: what is wrong.
+        value: the offending value (shapes, label values, counts...).
+        fix: what to do about it.
+    """
+
+    case: str
+    file: str
+    problem: str
+    value: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.case}: {self.file}" if self.file else self.case
+        return f"{where}: {self.problem}: {self.value}; fix: {self.fix}"
+
+
+@dataclass
+class _Volume:
+    """A readable NIfTI file: its header facts and, when read, its data."""
+
+    shape: tuple[int, ...]
+    affine: np.ndarray
+    data: np.ndarray | None
+
+
+def _spatial(shape: Sequence[int]) -> tuple[int, ...]:
+    """``shape`` without trailing singleton axes (``(X, Y, Z, 1)`` -> ``(X, Y, Z)``)."""
+    shape = tuple(shape)
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+class _CaseChecker:
+    """Collects the problems of one datalist entry."""
+
+    def __init__(self, where: str, base_dir: Path, num_classes: int) -> None:
+        self.where = where
+        self.base_dir = base_dir
+        self.num_classes = num_classes
+        self.problems: list[DataProblem] = []
+
+    def report(self, file: str, problem: str, value: Any, fix: str) -> None:
+        self.problems.append(DataProblem(self.where, file, problem, str(value), fix))
+
+    def read(self, file: Any, key: str, with_data: bool = True) -> _Volume | None:
+        """Open ``file``; report it and return ``None`` if it is missing or unreadable."""
+        if not isinstance(file, str) or not file:
+            self.report("", f"'{key}' is not a file path", repr(file), f"give '{key}' as a path string")
+            return None
+        path = self.base_dir / file
+        if not path.is_file():
+            self.report(
+                file, "missing file", path, f"check the path and base_dir ({self.base_dir}), or regenerate the datalist"
+            )
+            return None
+        try:
+            image = nib.load(str(path))
+            shape, affine = tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64)
+        except _READ_ERRORS as error:
+            self.report(
+                file, "unreadable NIfTI header", f"{type(error).__name__}: {error}",
+                "re-export the file as NIfTI (.nii or .nii.gz) or re-copy it; the header is corrupt or not NIfTI",
+            )
+            return None
+        data = None
+        if with_data:
+            try:
+                data = np.asanyarray(image.dataobj)
+            except _READ_ERRORS as error:
+                self.report(
+                    file, "truncated or corrupt image data", f"{type(error).__name__}: {error}",
+                    "re-copy or re-export the file; its data ends early or does not match its header",
+                )
+                return None
+        return _Volume(shape, affine, data)
+
+    def check_intensities(self, file: str, volume: _Volume) -> None:
+        data = volume.data
+        if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+            self.report(file, "image data is not real-valued", data.dtype, "save the image with a real numeric type")
+            return
+        finite = np.isfinite(data)
+        if not finite.all():
+            nan, inf = int(np.isnan(data).sum()), int((~finite).sum() - np.isnan(data).sum())
+            self.report(
+                file, "image has non-finite intensities", f"{nan} NaN and {inf} inf voxels of {data.size}",
+                "replace them (e.g. numpy.nan_to_num) and re-save the image",
+            )
+        values = data[finite]
+        if values.size == 0 or values.min() == values.max():
+            constant = values.flat[0] if values.size else "none finite"
+            self.report(
+                file, "empty image (every voxel has the same value)", f"value {constant}",
+                "remove the case from the datalist or re-export the image",
+            )
+
+    def check_grid(self, file: str, volume: _Volume, reference_file: str, reference: _Volume) -> None:
+        """``volume`` must lie on the grid of ``reference``: same shape (``reference`` may have one more, channel,
+        axis at the end) and same affine."""
+        shape, expected = _spatial(volume.shape), _spatial(reference.shape)
+        if shape != expected and not (len(expected) == len(shape) + 1 and expected[:-1] == shape):
+            self.report(
+                file, f"shape differs from {reference_file}", f"{volume.shape} vs {reference.shape}",
+                "resample the label onto the image grid (same size and affine) or fix the pairing in the datalist",
+            )
+            return
+        difference = float(np.abs(volume.affine - reference.affine).max())
+        if difference > AFFINE_TOLERANCE_MM:
+            self.report(
+                file, f"affine differs from {reference_file}", f"max difference {difference:.4g} mm",
+                "resample onto the image grid or copy the image's affine into this file (if only the header is off)",
+            )
+
+    def check_labels(self, file: str, volume: _Volume) -> None:
+        data = volume.data
+        if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+            self.report(file, "label data is not numeric", data.dtype, "save the label map with an integer type")
+            return
+        if np.issubdtype(data.dtype, np.floating):
+            bad = ~np.isfinite(data) | (data != np.round(data))
+            if bad.any():
+                examples = np.unique(data[bad])[:5].tolist()
+                self.report(
+                    file, "non-integer label values", f"{int(bad.sum())} voxels, e.g. {examples}",
+                    "save integer class indices (a probability or resampled map needs rounding / nearest-neighbour "
+                    "resampling)",
+                )
+                return
+        values, counts = np.unique(data, return_counts=True)
+        outside = (values < 0) | (values >= self.num_classes)
+        if outside.any():
+            found = ", ".join(f"{v:g} ({c} voxels)" for v, c in zip(values[outside][:5], counts[outside][:5]))
+            highest = int(values.max())
+            self.report(
+                file, f"label values outside [0, {self.num_classes})", found,
+                f"set --num_classes {highest + 1} if these are real classes, or map them onto 0..{self.num_classes - 1} "
+                "(e.g. monai.transforms.MapLabelValued; BraTS: 4 -> 3)",
+            )
+
+    def check_soft_label(self, file: str, volume: _Volume, label_file: str, label: _Volume) -> None:
+        expected = (*_spatial(label.shape), self.num_classes)
+        if tuple(volume.shape) != expected:
+            self.report(
+                file, "soft label shape is not (*label shape, num_classes)", f"{volume.shape} vs {expected}",
+                "store one probability channel per class, channels last, on the label grid",
+            )
+        self.check_grid(file, _Volume(volume.shape[:-1], volume.affine, None), label_file, label)
+
+
+def _check_entry(entry: Any, where: str, base_dir: Path, num_classes: int) -> list[DataProblem]:
+    checker = _CaseChecker(where, base_dir, num_classes)
+    if not isinstance(entry, Mapping) or "image" not in entry:
+        checker.report("", "entry has no 'image'", repr(entry)[:80], "write each case as {'image': ..., 'label': ...}")
+        return checker.problems
+    image_files = entry["image"] if isinstance(entry["image"], list) else [entry["image"]]
+    if not image_files:
+        checker.report("", "empty 'image' list", "[]", "list at least one image file")
+    images = []
+    for file in image_files:
+        volume = checker.read(file, "image")
+        if volume is not None:
+            checker.check_intensities(file, volume)
+            images.append((file, volume))
+    for file, volume in images[1:]:
+        checker.check_grid(file, volume, images[0][0], images[0][1])
+    label = None
+    if entry.get("label") is not None:
+        label = checker.read(entry["label"], "label")
+        if label is not None:
+            if images:
+                checker.check_grid(entry["label"], label, images[0][0], images[0][1])
+            checker.check_labels(entry["label"], label)
+    if entry.get("soft_label") is not None:
+        soft = checker.read(entry["soft_label"], "soft_label", with_data=False)
+        if soft is not None and label is not None:
+            checker.check_soft_label(entry["soft_label"], soft, entry["label"], label)
+    return checker.problems
+
+
+def check_datalist(
+    datalist: PathLike | Mapping[str, Any],
+    num_classes: int,
+    base_dir: PathLike | None = None,
+    sections: Iterable[str] | None = None,
+) -> list[DataProblem]:
+    """Check every case of an MSD-style datalist and return the problems found (empty list: all good).
+
+    Per case: the image file(s), label and soft label exist and are readable NIfTI (header, then the whole
+    data, so a truncated ``.nii.gz`` is caught; soft labels are checked by header only, to keep this fast);
+    images are real-valued, finite and not constant; the channels of a multi-file image, the label and the
+    soft label share the image's spatial shape and affine (within 1e-3 mm); labels are integers in
+    ``[0, num_classes)``; a soft label has shape ``(*label shape, num_classes)``. Across the datalist: the
+    requested sections exist and are lists, and no image is listed twice (within or across sections).
+
+    Args:
+        datalist: path of the JSON file, or the loaded dictionary.
+        num_classes: number of classes including background.
+        base_dir: folder that relative paths start from; default: the datalist's folder (or the working
+            directory for a dictionary).
+        sections: keys to check; default: whichever of ``training``, ``validation``, ``test`` are present.
+
+    Raises:
+        ValueError: if ``num_classes`` is not a positive integer.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r}: give the number of classes including background, e.g. 3.")
+    name = "datalist" if isinstance(datalist, Mapping) else str(datalist)
+    try:
+        data = read_datalist(datalist)
+    except ValueError as error:
+        fix = "check the path, or write the datalist again (python -m monai_nacl.data datalist ...)"
+        return [DataProblem("datalist", name, "cannot read the datalist", str(error).split(";")[0], fix)]
+    if base_dir is None:
+        base_dir = Path.cwd() if isinstance(datalist, Mapping) else Path(datalist).parent
+    base_dir = Path(base_dir)
+    problems: list[DataProblem] = []
+    if sections is None:
+        sections = [s for s in SECTIONS if s in data]
+        if not sections:
+            fix = "write the cases under 'training', 'validation' and 'test' (python -m monai_nacl.data datalist)"
+            return [DataProblem("datalist", name, "no case lists", f"keys {sorted(data)}", fix)]
+    first_seen: dict[Path, str] = {}
+    for section in sections:
+        cases = data.get(section)
+        if not isinstance(cases, list):
+            problems.append(
+                DataProblem(
+                    "datalist", name, f"section '{section}' is missing or not a list", type(cases).__name__,
+                    f"add a '{section}' list of cases or leave the section out of the check",
+                )
+            )
+            continue
+        for index, entry in enumerate(cases):
+            image = entry.get("image") if isinstance(entry, Mapping) else None
+            first = image[0] if isinstance(image, list) and image else image
+            where = f"{section}[{index}]" + (f" {case_id(first)}" if isinstance(first, str) else "")
+            problems += _check_entry(entry, where, base_dir, int(num_classes))
+            if isinstance(first, str):
+                resolved = (base_dir / first).resolve()
+                if resolved in first_seen:
+                    problems.append(
+                        DataProblem(
+                            where, first, "image listed twice", f"first as {first_seen[resolved]}",
+                            "list each case once, in one split only (training, validation or test)",
+                        )
+                    )
+                first_seen.setdefault(resolved, where)
+    return problems

@@ -1,0 +1,8 @@
+"""Ignite handlers for MONAI workflows and bundles: calibration metrics and reliability diagrams."""
+
+from __future__ import annotations
+
+from monai_nacl.handlers.calibration import CalibrationMetricHandler
+from monai_nacl.handlers.reliability import ReliabilityDiagramHandler
+
+__all__ = ["CalibrationMetricHandler", "ReliabilityDiagramHandler"]

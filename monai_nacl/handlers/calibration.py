@@ -1,0 +1,80 @@
+"""Ignite handler reporting one calibration metric of :class:`~monai_nacl.metrics.SegmentationCalibrationMetric`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from monai.handlers import IgniteMetricHandler
+
+from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+__all__ = ["CALIBRATION_REGISTRY", "CalibrationMetricHandler"]
+
+CALIBRATION_REGISTRY = "calibration_metrics"
+"""Attribute of ``engine.state`` mapping the attached names to their :class:`CalibrationMetricHandler` (read by
+:class:`~monai_nacl.handlers.ReliabilityDiagramHandler`)."""
+
+
+class CalibrationMetricHandler(IgniteMetricHandler):
+    """Dataset calibration metric for ``SupervisedEvaluator`` (``key_val_metric`` / ``additional_metrics``).
+
+    Wraps :class:`~monai_nacl.metrics.SegmentationCalibrationMetric`: every iteration adds the batch's float64
+    histograms; at the end of the round the selected metric is computed over all counted voxels of the round
+    (``per_case=False``) or as the mean of per-image values (``per_case=True``, the NACL papers' protocol), and
+    with ``save_details`` the per-image values go to ``engine.state.metric_details[name]`` (shape
+    ``(num_images, 1)``), as MONAI's metric handlers do (e.g. for ``MetricsSaver``).
+
+    Args:
+        metric_name: which value to report: one of ``"ece"``, ``"cece"``, ``"ace"``, ``"cace"``, ``"mce"``,
+            ``"nll"``, ``"brier"``.
+        num_bins: number of equal-width bins (15 in the NACL papers).
+        region: ``"all"``, ``"foreground"`` (``label != 0``, the authors' protocol), ``"band"`` or ``"bbox"``.
+        band_width: dilation radius in voxels for ``region="band"``.
+        per_case: report the mean of per-image values instead of the value over all voxels of the round.
+        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``: ``y_pred`` softmax probabilities
+            ``(B, C, *spatial)`` (not logits, not one-hot), ``y`` labels ``(B, 1, *spatial)``; e.g.
+            ``from_engine(["pred", "label"])`` after an ``Activationsd(keys="pred", softmax=True)`` post-transform.
+        save_details: save per-image values to ``engine.state.metric_details``.
+    """
+
+    def __init__(
+        self,
+        metric_name: str = "ece",
+        num_bins: int = 15,
+        region: str = "foreground",
+        band_width: int = 1,
+        per_case: bool = False,
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+    ) -> None:
+        if metric_name not in METRIC_NAMES:
+            raise ValueError(f"metric_name must be one of {METRIC_NAMES}, got {metric_name!r}.")
+        self.metric_name = metric_name
+        metric_fn = SegmentationCalibrationMetric(
+            num_bins=num_bins, region=region, band_width=band_width, per_case=per_case
+        )
+        super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
+
+    def compute(self) -> float:
+        """The selected metric of the round; per-image values to ``metric_details`` when ``save_details``."""
+        values = self.metric_fn.aggregate()
+        self._is_reduced = True
+        if self.save_details:
+            if self._engine is None or self._name is None:
+                raise RuntimeError("please call the attach() function to connect expected engine first.")
+            per_image = self.metric_fn.case_values()[self.metric_name]
+            self._engine.state.metric_details[self._name] = per_image[:, None]
+        return float(values[self.metric_name])
+
+    def attach(self, engine: Engine, name: str) -> None:  # type: ignore[override]
+        """Attach to ``engine`` under ``name`` and register for :class:`ReliabilityDiagramHandler`."""
+        super().attach(engine=engine, name=name)
+        registry = getattr(engine.state, CALIBRATION_REGISTRY, None)
+        if registry is None:
+            registry = {}
+            setattr(engine.state, CALIBRATION_REGISTRY, registry)
+        registry[name] = self

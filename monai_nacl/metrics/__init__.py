@@ -1,0 +1,43 @@
+"""Calibration metrics of segmentation: exact float64 histograms pooled over whole volumes and datasets.
+
+MONAI's own ``monai.metrics.CalibrationErrorMetric`` (per image, one channel against the rest) stays usable
+beside these; no name here shadows a MONAI name.
+"""
+
+from __future__ import annotations
+
+from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
+from monai_nacl.metrics.evaluation import evaluate_segmentation
+from monai_nacl.metrics.functional import (
+    adaptive_calibration_error,
+    brier_score,
+    calibration_values,
+    classwise_calibration_error,
+    expected_calibration_error,
+    maximum_calibration_error,
+    negative_log_likelihood,
+    reliability_from_statistics,
+    reliability_statistics,
+)
+from monai_nacl.metrics.plots import plot_reliability_diagram, reliability_figure
+from monai_nacl.metrics.statistics import CalibrationStatistics, calibration_statistics, region_mask
+
+__all__ = [
+    "METRIC_NAMES",
+    "CalibrationStatistics",
+    "SegmentationCalibrationMetric",
+    "adaptive_calibration_error",
+    "brier_score",
+    "calibration_statistics",
+    "calibration_values",
+    "classwise_calibration_error",
+    "evaluate_segmentation",
+    "expected_calibration_error",
+    "maximum_calibration_error",
+    "negative_log_likelihood",
+    "plot_reliability_diagram",
+    "region_mask",
+    "reliability_figure",
+    "reliability_from_statistics",
+    "reliability_statistics",
+]

@@ -1,0 +1,188 @@
+"""Streaming calibration metric for MONAI workflows: histograms summed over a whole dataset and across ranks."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from monai.metrics import CumulativeIterationMetric
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction, look_up_option
+
+from monai_nacl.metrics.functional import (
+    DEFAULT_RESOLUTION,
+    _sub_bins,
+    calibration_values,
+    reliability_from_statistics,
+)
+from monai_nacl.metrics.statistics import (
+    REGIONS,
+    CalibrationStatistics,
+    calibration_statistics,
+    hard_labels,
+    prepare_inputs,
+    region_mask,
+)
+
+__all__ = ["METRIC_NAMES", "SegmentationCalibrationMetric"]
+
+METRIC_NAMES = ("ece", "cece", "ace", "cace", "mce", "nll", "brier")
+"""Values the metric reports: top-label ECE, classwise ECE, adaptive ECE (top-label, classwise), top-label MCE,
+NLL and Brier score (definitions in :mod:`monai_nacl.metrics.functional`)."""
+
+
+class SegmentationCalibrationMetric(CumulativeIterationMetric):
+    """ECE, CECE, ACE, MCE, NLL and Brier of segmentation probabilities over a whole dataset, from summed histograms.
+
+    Each call turns the batch into per-image calibration histograms
+    (:func:`~monai_nacl.metrics.statistics.calibration_statistics`, float64, ``(lower, upper]`` bins) and adds them
+    to one running sum, so memory does not grow with the number of voxels or images (about
+    ``24 * 3 * (C + 1) * resolution`` bytes, plus ``len(METRIC_NAMES)`` floats per image for the per-case values).
+    Feeding volumes one at a time or all at once gives the same pooled result. Under ``torch.distributed`` the
+    running sums of all ranks are gathered by MONAI's ``Cumulative`` and added.
+
+    Two modes:
+
+    - ``per_case=False`` (dataset-pooled): ``aggregate()`` computes each metric once from the histogram of every
+      counted voxel of the dataset.
+    - ``per_case=True``: each image gets its own values (the NACL authors' protocol: per volume, then the mean),
+      reduced over images by MONAI's ``reduction`` (NaN values of images with an empty region are skipped).
+
+    The adaptive ECE is formed from a fine histogram of ``resolution`` sub-bins, with an error bound (see
+    :func:`~monai_nacl.metrics.functional.adaptive_calibration_error`); every other value is exact.
+
+    Args:
+        num_bins: number of equal-width bins (15 in the NACL papers); also the number of equal-mass bins of ACE.
+        region: voxels that count: ``"all"``; ``"foreground"`` (``label != 0``, the authors' protocol);
+            ``"band"`` (foreground dilated by ``band_width`` voxels); ``"bbox"`` (bounding box of the foreground).
+        band_width: dilation radius in voxels for ``region="band"``.
+        per_case: report per-image values reduced by ``reduction`` instead of dataset-pooled values.
+        reduction: MONAI reduction over images in per-case mode (``"mean"``, ``"none"``, ...).
+        resolution: fine sub-bins of the adaptive ECE histogram (rounded up to a multiple of ``num_bins``).
+
+    Example:
+        >>> metric = SegmentationCalibrationMetric(region="foreground")
+        >>> for probs, labels in loader:  # probs (B, C, *spatial) softmax, labels (B, 1, *spatial)
+        ...     metric(y_pred=probs, y=labels)
+        >>> metric.aggregate()["ece"]
+    """
+
+    def __init__(
+        self,
+        num_bins: int = 15,
+        region: str = "all",
+        band_width: int = 1,
+        per_case: bool = False,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        resolution: int = DEFAULT_RESOLUTION,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_bins, int) or num_bins < 1:
+            raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
+        if region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}, got {region!r}.")
+        self.num_bins = num_bins
+        self.sub_bins = _sub_bins(num_bins, resolution)
+        self.region = region
+        self.band_width = band_width
+        self.per_case = per_case
+        self.reduction = reduction
+        self.num_classes: int | None = None
+
+    def _compute_tensor(
+        self, y_pred: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> list[torch.Tensor]:
+        """Statistics of one batch.
+
+        Args:
+            y_pred: ``(B, C, *spatial)`` probabilities (softmax output, not logits).
+            y: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels or ``(B, C, *spatial)`` one-hot/soft reference.
+            mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, combined (AND) with the region.
+
+        Returns:
+            ``[statistics (B, S), values (B, len(METRIC_NAMES))]``: per-image histogram vectors and metric values.
+        """
+        if y is None:
+            raise ValueError("SegmentationCalibrationMetric needs the reference labels y.")
+        prepare_inputs(y_pred, y, mask)  # shape checks before the region is derived from y
+        if self.num_classes is not None and y_pred.shape[1] != self.num_classes:
+            raise ValueError(
+                f"y_pred has {y_pred.shape[1]} channels but earlier batches had {self.num_classes}; "
+                "call reset() before evaluating a model with another number of classes."
+            )
+        self.num_classes = int(y_pred.shape[1])
+        region = region_mask(hard_labels(y, tuple(y_pred.shape)), self.region, self.band_width)
+        if mask is not None:
+            user = torch.as_tensor(mask).reshape((y_pred.shape[0], *y_pred.shape[2:])).to(y_pred.device) != 0
+            region = user if region is None else region & user
+        stats = calibration_statistics(
+            y_pred, y, num_bins=self.num_bins, mask=region, sub_bins=self.sub_bins, per_image=True
+        )
+        values = calibration_values(stats)
+        return [stats.to_vector(), torch.stack([values[name] for name in METRIC_NAMES], dim=-1)]
+
+    def extend(self, *data: Any) -> None:
+        """Add a batch: histogram vectors go into one running sum (bounded memory), per-case values are kept."""
+        vectors, values = data
+        batch_sum = torch.as_tensor(vectors).sum(0)
+        if self._buffers is None:
+            self._buffers = [[batch_sum], []]
+        else:
+            self._buffers[0][0] = self._buffers[0][0] + batch_sum
+        self._buffers[1].extend(torch.as_tensor(values).unbind(0))
+        self._synced = False
+
+    def _require_data(self) -> list[torch.Tensor]:
+        buffers = self.get_buffer()
+        if buffers is None or self.num_classes is None:
+            raise RuntimeError("SegmentationCalibrationMetric has no data: call it on at least one batch first.")
+        return buffers
+
+    def pooled_statistics(self) -> CalibrationStatistics:
+        """Histograms of every counted voxel seen so far, summed over batches and ranks."""
+        vectors = self._require_data()[0]
+        return CalibrationStatistics.from_vector(vectors.sum(0), self.num_classes, self.num_bins, self.sub_bins)
+
+    def case_values(self) -> dict[str, torch.Tensor]:
+        """Per-image values ``{name: (num_images,)}`` in the order the images were seen (rank by rank)."""
+        values = self._require_data()[1]
+        return {name: values[:, k] for k, name in enumerate(METRIC_NAMES)}
+
+    def aggregate(self) -> dict[str, float | torch.Tensor]:
+        """The metrics ``{"ece", "cece", "ace", "cace", "mce", "nll", "brier"}``.
+
+        Returns:
+            dataset-pooled floats (``per_case=False``), or the per-case values reduced by ``reduction`` (floats for
+            scalar reductions, tensors otherwise). NaN, with a warning, when no voxel was counted.
+        """
+        if self.per_case:
+            cases = self.case_values()
+            result: dict[str, float | torch.Tensor] = {}
+            reduction = look_up_option(self.reduction, MetricReduction)
+            for name, value in cases.items():
+                if reduction in (MetricReduction.MEAN, MetricReduction.MEAN_BATCH):
+                    # same as MONAI's mean over non-NaN values, kept in float64 (MONAI's casts to float32)
+                    kept = value[~torch.isnan(value)]
+                    result[name] = float(kept.mean()) if kept.numel() else float("nan")
+                    continue
+                reduced, _ = do_metric_reduction(value[:, None].clone(), reduction)
+                result[name] = float(reduced) if reduced.numel() == 1 else reduced
+            if bool(torch.isnan(cases["ece"]).any()):
+                warnings.warn(
+                    f"{int(torch.isnan(cases['ece']).sum())} image(s) had no voxel in region '{self.region}'; "
+                    "their values are NaN and left out of the reduction.",
+                    stacklevel=2,
+                )
+            return result
+        values = calibration_values(self.pooled_statistics())
+        if float(values["count"]) == 0:
+            warnings.warn(
+                f"no voxel was counted in region '{self.region}'; the calibration values are NaN.", stacklevel=2
+            )
+        return {name: float(values[name]) for name in METRIC_NAMES}
+
+    def reliability_statistics(self) -> dict[str, torch.Tensor]:
+        """Per-bin count, mean confidence and accuracy of the pooled top label, for a reliability diagram."""
+        stats = self.pooled_statistics()
+        return reliability_from_statistics(stats)

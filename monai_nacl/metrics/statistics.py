@@ -1,0 +1,469 @@
+"""Sufficient statistics of calibration: confidence histograms that sum over voxels, images, batches and ranks.
+
+Every calibration metric of this package is a function of a few sums over the counted voxels, so one pass
+over a batch turns it into a fixed-size set of histograms (:func:`calibration_statistics`) and a second,
+cheap function turns histograms into values (:func:`monai_nacl.metrics.functional.calibration_values`).
+The functional API and the streaming :class:`~monai_nacl.metrics.SegmentationCalibrationMetric` both call
+these two functions, so there is one implementation with two faces (the split torchmetrics uses).
+
+Binning. ``num_bins`` equal-width bins on [0, 1], membership ``(lower, upper]`` as in the NACL authors'
+evaluation code (``confidence > lower and confidence <= upper``): bin index ``ceil(p * num_bins) - 1``, with
+``p = 0`` put into the first bin (the authors' code drops it; it then still counts in the denominator, so the
+two agree unless a voxel with ``p_c = 0`` has label ``c``, a miscalibration that the authors' code ignores).
+torchmetrics uses ``[lower, upper)`` and gives ``p = 1`` a bin of its own: the two differ only for
+confidences exactly on a bin edge. Each bin is split into ``sub_bins`` equal sub-bins (the fine histogram,
+``num_bins * sub_bins`` bins): coarse bins are sums of whole sub-bins, so ECE/MCE are exact at any
+resolution, and the fine histogram feeds the adaptive (equal-mass) ECE. Indices are computed in float64,
+where ``p * num_bins * sub_bins`` is exact for float32 inputs, so bin membership is exact.
+
+Accumulation is float64 throughout, in chunks of voxels so that the temporary memory is bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from monai.utils import convert_to_tensor
+
+__all__ = [
+    "NLL_EPS",
+    "PROBABILITY_TOLERANCE",
+    "REGIONS",
+    "CalibrationStatistics",
+    "calibration_statistics",
+    "hard_labels",
+    "prepare_inputs",
+    "region_mask",
+    "warn_if_empty",
+]
+
+PROBABILITY_TOLERANCE = 1e-3
+"""Largest accepted ``|sum_c p_c - 1|`` (float16 softmax outputs are off by ~1e-3; float32 by ~1e-6)."""
+
+REGIONS = ("all", "foreground", "band", "bbox")
+"""Voxel regions the papers evaluate over (see :func:`region_mask`)."""
+
+NLL_EPS = 1e-12
+"""Probabilities are clamped to at least this value inside the log of the NLL, so a float32 softmax that
+underflowed to 0 gives a large finite loss (-log 1e-12 = 27.6) instead of inf."""
+
+_CHUNK_VOXELS = 1 << 17
+
+
+@dataclass
+class CalibrationStatistics:
+    """Histograms and sums over the counted voxels, enough to compute every calibration metric.
+
+    All tensors are float64 and may carry leading batch dimensions ``...`` (one set per image).
+    ``M = num_bins * sub_bins`` is the number of fine bins; fine bin ``f`` holds ``f/M < p <= (f+1)/M``.
+
+    Attributes:
+        num_bins: number of equal-width (coarse) bins of ECE/MCE/reliability diagrams.
+        sub_bins: fine sub-bins per coarse bin (1: exact ECE/MCE only; larger: adaptive ECE too).
+        top_label: ``(..., 3, M)``: per fine bin, the voxel count, the sum of top-label confidences
+            ``max_c p_c`` and the sum of accuracies (``1[argmax p = y]``, or ``q_{argmax p}`` for a soft
+            reference ``q``). ``None`` when not computed.
+        classwise: ``(..., C, 3, M)``: the same for each class ``c`` with confidence ``p_c`` and accuracy
+            ``1[y = c]`` (or ``q_c``). ``None`` when not computed.
+        totals: ``(..., 3)``: counted voxels ``N``, the NLL sum ``-sum log p_y`` (``-sum_c q_c log p_c``) and
+            the Brier sum ``sum_c (p_c - 1[y = c])^2`` (``(p_c - q_c)^2``).
+    """
+
+    num_bins: int
+    sub_bins: int
+    top_label: torch.Tensor | None
+    classwise: torch.Tensor | None
+    totals: torch.Tensor
+
+    @property
+    def fine_bins(self) -> int:
+        """Number of fine bins ``num_bins * sub_bins``."""
+        return self.num_bins * self.sub_bins
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes of the classwise histograms (None when they were not computed)."""
+        return None if self.classwise is None else self.classwise.shape[-3]
+
+    def __add__(self, other: CalibrationStatistics) -> CalibrationStatistics:
+        if (self.num_bins, self.sub_bins) != (other.num_bins, other.sub_bins):
+            raise ValueError(
+                f"cannot add statistics with different binning: {self.num_bins}x{self.sub_bins} bins and "
+                f"{other.num_bins}x{other.sub_bins} bins; use the same num_bins and resolution."
+            )
+
+        def add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+            return None if a is None or b is None else a + b
+
+        return CalibrationStatistics(
+            self.num_bins,
+            self.sub_bins,
+            add(self.top_label, other.top_label),
+            add(self.classwise, other.classwise),
+            self.totals + other.totals,
+        )
+
+    def sum(self, dim: int = 0) -> CalibrationStatistics:
+        """Pool the statistics over a leading dimension (e.g. images of a batch)."""
+
+        def total(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.sum(dim)
+
+        return CalibrationStatistics(
+            self.num_bins, self.sub_bins, total(self.top_label), total(self.classwise), self.totals.sum(dim)
+        )
+
+    def to_vector(self) -> torch.Tensor:
+        """Flatten to ``(..., S)`` (top-label, classwise, totals), the form summed across batches and ranks."""
+        if self.top_label is None or self.classwise is None:
+            raise ValueError("to_vector needs both top-label and classwise histograms; compute them both.")
+        lead = self.totals.shape[:-1]
+        return torch.cat(
+            [self.top_label.reshape(*lead, -1), self.classwise.reshape(*lead, -1), self.totals], dim=-1
+        )
+
+    @classmethod
+    def from_vector(
+        cls, vector: torch.Tensor, num_classes: int, num_bins: int, sub_bins: int
+    ) -> CalibrationStatistics:
+        """Inverse of :meth:`to_vector` for ``C = num_classes`` classes."""
+        fine = num_bins * sub_bins
+        top, cls_, tot = 3 * fine, num_classes * 3 * fine, 3
+        if vector.shape[-1] != top + cls_ + tot:
+            raise ValueError(
+                f"statistics vector has {vector.shape[-1]} entries, expected {top + cls_ + tot} for "
+                f"{num_classes} classes and {num_bins}x{sub_bins} bins."
+            )
+        lead = vector.shape[:-1]
+        return cls(
+            num_bins,
+            sub_bins,
+            vector[..., :top].reshape(*lead, 3, fine),
+            vector[..., top : top + cls_].reshape(*lead, num_classes, 3, fine),
+            vector[..., top + cls_ :],
+        )
+
+
+def _as_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
+    try:
+        return convert_to_tensor(x, track_meta=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a tensor or array, got {type(x).__name__}.") from e
+
+
+def prepare_inputs(
+    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, bool, torch.Tensor | None]:
+    """Check shapes and flatten the spatial axes.
+
+    Args:
+        probs: ``(B, C, *spatial)`` probabilities, ``C >= 2``.
+        labels: ``(B, 1, *spatial)`` or ``(B, *spatial)`` integer labels, or ``(B, C, *spatial)`` one-hot or soft
+            (probabilistic) reference.
+        mask: optional ``(B, 1, *spatial)`` or ``(B, *spatial)``, nonzero where voxels count.
+
+    Returns:
+        ``(p, ref, soft, m)``: ``p`` of shape ``(B, C, N)``; ``ref`` the ``(B, N)`` labels or ``(B, C, N)`` soft
+        reference; ``soft`` whether ``ref`` is soft; ``m`` the ``(B, N)`` bool mask or None. Values are checked
+        later, chunk by chunk, by :func:`calibration_statistics`.
+    """
+    probs = _as_tensor(probs, "probs")
+    labels = _as_tensor(labels, "labels")
+    if probs.ndim < 2 or probs.shape[1] < 2:
+        raise ValueError(
+            f"probs must be (B, C, *spatial) probabilities with C >= 2 classes, got shape {tuple(probs.shape)}; "
+            "for a single sigmoid channel p pass torch.cat([1 - p, p], dim=1)."
+        )
+    if not probs.is_floating_point():
+        raise ValueError(f"probs must be floating point probabilities, got dtype {probs.dtype}.")
+    batch, channels, spatial = probs.shape[0], probs.shape[1], tuple(probs.shape[2:])
+    hard_shapes = ((batch, 1, *spatial), (batch, *spatial))
+    if tuple(labels.shape) == tuple(probs.shape):
+        soft = True
+        if not labels.is_floating_point():
+            labels = labels.double()
+        ref = labels.reshape(batch, channels, -1)
+    elif tuple(labels.shape) in hard_shapes:
+        soft = False
+        ref = labels.reshape(batch, -1)
+    else:
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} does not match probs shape {tuple(probs.shape)}: expected "
+            f"{hard_shapes[0]} or {hard_shapes[1]} integer labels, or {tuple(probs.shape)} one-hot/soft labels."
+        )
+    m = None
+    if mask is not None:
+        mask = _as_tensor(mask, "mask")
+        if tuple(mask.shape) not in hard_shapes:
+            raise ValueError(
+                f"mask shape {tuple(mask.shape)} does not match probs shape {tuple(probs.shape)}: expected "
+                f"{hard_shapes[0]} or {hard_shapes[1]}."
+            )
+        m = mask.reshape(batch, -1).to(device=probs.device) != 0
+    return probs.reshape(batch, channels, -1), ref.to(probs.device), soft, m
+
+
+def _check_probabilities(p: torch.Tensor, name: str) -> None:
+    """Raise a ValueError unless ``p`` (C, n) is finite, within [0, 1] and sums to 1 along C."""
+    if p.numel() == 0:
+        return
+    lo, hi = torch.aminmax(p)
+    lo, hi = float(lo), float(hi)
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError(f"{name} contain NaN; check the network output (e.g. a diverged model) before evaluating.")
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name} must lie in [0, 1], got values in [{lo:.6g}, {hi:.6g}]; pass softmax probabilities, "
+            "not logits (e.g. torch.softmax(logits, dim=1))."
+        )
+    err = float((p.sum(0, dtype=torch.float64 if p.dtype == torch.float64 else torch.float32) - 1.0).abs().max())
+    if err > PROBABILITY_TOLERANCE:
+        raise ValueError(
+            f"{name} must sum to 1 over the class axis (dim 1), but a voxel is off by {err:.3g} "
+            f"(tolerance {PROBABILITY_TOLERANCE}); apply softmax over dim 1, not sigmoid per channel."
+        )
+
+
+def _check_labels(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Return integer labels (n,) int64 after checking they are whole numbers in [0, C-1]."""
+    if y.numel() == 0:
+        return y.long()
+    if y.is_floating_point() and (bool(torch.isnan(y).any()) or bool((y != torch.round(y)).any())):
+        raise ValueError("labels must be integer class indices; found NaN or non-integer values.")
+    lo, hi = (int(v) for v in torch.aminmax(y))
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"labels must lie in [0, {num_classes - 1}] for {num_classes} classes (probs channels), "
+            f"got values in [{lo}, {hi}]."
+        )
+    return y.long()
+
+
+def _first_argmax(p: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
+    """Index of the first class reaching the maximum ``conf`` (as ``argmax``), by C elementwise passes, much faster
+    on CPU than ``max(dim=0)`` / ``argmax(dim=0)`` over the short class axis."""
+    pred = torch.full(conf.shape, p.shape[0] - 1, dtype=torch.int64, device=p.device)
+    for c in range(p.shape[0] - 2, -1, -1):
+        pred = torch.where(p[c] == conf, c, pred)
+    return pred
+
+
+def _chunk_statistics(
+    p32: torch.Tensor,
+    ref: torch.Tensor,
+    soft: bool,
+    fine: int,
+    top_label: torch.Tensor | None,
+    classwise: torch.Tensor | None,
+    totals: torch.Tensor,
+) -> None:
+    """Add the statistics of the voxels ``p32`` (C, n) with reference ``ref`` into the given float64 buffers.
+
+    Bin indices are integer codes (one ``bincount`` per statistic, no loop over bins or classes). The fine bin
+    ``ceil(p * M) - 1`` (``p = 0`` in bin 0) is computed in float64, where ``p * M + offset`` is exact for float32
+    (and float16) inputs, so membership matches the float64 comparisons ``lower < p <= upper``.
+    """
+    channels, n = p32.shape
+    if n == 0:
+        return
+    p = p32.double()
+    conf = p.amax(0)
+    if soft:
+        pred = _first_argmax(p, conf)
+        q = ref
+        acc = q.gather(0, pred[None])[0]
+        nll = -torch.dot(q.reshape(-1), p.clamp_min(NLL_EPS).log_().reshape(-1))
+        diff = p - q
+        brier = torch.dot(diff.reshape(-1), diff.reshape(-1))
+    else:
+        y = ref
+        p_y = p.gather(0, y[None])[0]
+        at_max = p == conf
+        if bool((at_max.sum(0) > 1).any()):  # ties: argmax takes the first class reaching the maximum
+            correct = _first_argmax(p, conf) == y
+        else:
+            correct = p_y == conf
+        nll = -p_y.clamp_min(NLL_EPS).log_().sum()
+        brier = torch.dot(p.reshape(-1), p.reshape(-1)) - 2.0 * p_y.sum() + n
+    totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
+
+    if top_label is not None:
+        f_top = conf.mul(fine).ceil_().clamp_min_(1).sub_(1).int()
+        top_label[1] += torch.bincount(f_top, weights=conf, minlength=fine)
+        if soft:
+            top_label[0] += torch.bincount(f_top, minlength=fine).double()
+            top_label[2] += torch.bincount(f_top, weights=acc, minlength=fine)
+        else:
+            # one bincount for counts and accuracies: codes [0, M) wrong, [M, 2M) right
+            both = torch.bincount(f_top + fine * correct.int(), minlength=2 * fine).double().view(2, fine)
+            top_label[0] += both.sum(0)
+            top_label[2] += both[1]
+
+    if classwise is not None:
+        # code c*M + ceil(p_c*M) - 1, at least c*M (p = 0): exact float64 sum, then int32 codes
+        offsets = torch.arange(channels, device=p.device, dtype=torch.float64)[:, None] * fine - 1.0
+        lowest = torch.arange(channels, device=p.device, dtype=torch.int32)[:, None] * fine
+        index = torch.add(offsets, p, alpha=fine).ceil_().int()
+        index = torch.maximum(index, lowest).view(-1)
+        size = channels * fine
+        flat = classwise.view(channels * 3, fine)
+        flat[0::3] += torch.bincount(index, minlength=size).double().view(channels, fine)
+        flat[1::3] += torch.bincount(index, weights=p.view(-1), minlength=size).view(channels, fine)
+        if soft:
+            flat[2::3] += torch.bincount(index, weights=q.reshape(-1), minlength=size).view(channels, fine)
+        else:
+            # only the true class scores 1[y = c]: the code of p_y at class y
+            index_y = index.view(channels, n).gather(0, y[None])[0]
+            flat[2::3] += torch.bincount(index_y, minlength=size).double().view(channels, fine)
+
+
+def calibration_statistics(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 15,
+    mask: torch.Tensor | None = None,
+    sub_bins: int = 1,
+    top_label: bool = True,
+    classwise: bool = True,
+    per_image: bool = False,
+) -> CalibrationStatistics:
+    """Turn a batch into calibration histograms (the sufficient statistics of every metric here).
+
+    One pass over the voxels in float64 chunks: per fine bin ``f/M < p <= (f+1)/M`` (``M = num_bins * sub_bins``,
+    ``p = 0`` in bin 0) it sums voxel counts, confidences and accuracies, for the top label and for each class,
+    plus the NLL and Brier sums (see :class:`CalibrationStatistics`). Sums add across chunks, images, batches
+    and ranks, so pooled metrics over a whole dataset are exact.
+
+    Args:
+        probs: ``(B, C, *spatial)`` probabilities (softmax output), checked to lie in [0, 1], be finite and sum to 1
+            over C within :data:`PROBABILITY_TOLERANCE`.
+        labels: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels in [0, C-1] (float tensors holding whole
+            numbers are accepted), or ``(B, C, *spatial)`` one-hot / soft reference (e.g. the mean of several
+            raters' one-hot maps), checked like ``probs``.
+        num_bins: number of equal-width bins (15 in the NACL papers).
+        mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``; only voxels where it is nonzero count.
+        sub_bins: fine sub-bins per bin; 1 suffices for ECE/MCE/reliability, more for the adaptive ECE.
+        top_label: compute the top-label histograms.
+        classwise: compute the per-class histograms (``C`` times the work of the top label).
+        per_image: keep one set of statistics per image (leading dimension B) instead of pooling the batch.
+
+    Returns:
+        :class:`CalibrationStatistics`, float64, on the device of ``probs``.
+
+    Example:
+        >>> probs = torch.tensor([[[0.9, 0.3], [0.1, 0.7]]], dtype=torch.float64)  # (B=1, C=2, N=2)
+        >>> stats = calibration_statistics(probs, torch.tensor([[0, 0]]), num_bins=2)
+        >>> stats.top_label  # bins (0, .5], (.5, 1]: count, confidence sum, accuracy sum
+        tensor([[0.0000, 2.0000],
+                [0.0000, 1.6000],
+                [0.0000, 1.0000]], dtype=torch.float64)
+    """
+    if not isinstance(num_bins, int) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
+    if not isinstance(sub_bins, int) or sub_bins < 1:
+        raise ValueError(f"sub_bins must be a positive integer, got {sub_bins!r}.")
+    p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask)
+    batch, channels, voxels = p_all.shape
+    fine = num_bins * sub_bins
+    opts = {"dtype": torch.float64, "device": p_all.device}
+    top = torch.zeros(batch, 3, fine, **opts) if top_label else None
+    cls_ = torch.zeros(batch, channels, 3, fine, **opts) if classwise else None
+    totals = torch.zeros(batch, 3, **opts)
+    for b in range(batch):
+        for start in range(0, voxels, _CHUNK_VOXELS):
+            stop = min(start + _CHUNK_VOXELS, voxels)
+            p = p_all[b, :, start:stop]
+            ref = ref_all[b, ..., start:stop]
+            if m_all is not None:
+                keep = m_all[b, start:stop]
+                p, ref = p[:, keep], ref[..., keep]
+            _check_probabilities(p, "probs")
+            if soft:
+                ref = ref.double()
+                _check_probabilities(ref, "soft labels")
+            else:
+                ref = _check_labels(ref, channels)
+            _chunk_statistics(
+                p,
+                ref,
+                soft,
+                fine,
+                None if top is None else top[b],
+                None if cls_ is None else cls_[b],
+                totals[b],
+            )
+    stats = CalibrationStatistics(num_bins, sub_bins, top, cls_, totals)
+    return stats if per_image else stats.sum(0)
+
+
+def hard_labels(labels: torch.Tensor, probs_shape: tuple[int, ...]) -> torch.Tensor:
+    """``(B, *spatial)`` integer labels from the label forms accepted with probabilities of shape ``probs_shape``:
+    ``(B, 1, *spatial)`` / ``(B, *spatial)`` labels as they are, ``(B, C, *spatial)`` one-hot/soft by argmax over C."""
+    labels = _as_tensor(labels, "labels")
+    probs_shape = tuple(probs_shape)
+    if tuple(labels.shape) == probs_shape:
+        return labels.argmax(1)
+    return labels.reshape(probs_shape[:1] + probs_shape[2:]).long()
+
+
+def region_mask(labels: torch.Tensor, region: str = "all", band_width: int = 1) -> torch.Tensor | None:
+    """Voxels a calibration metric counts, from integer labels ``(B, *spatial)`` (0 = background).
+
+    - ``"all"``: every voxel (returns None).
+    - ``"foreground"``: ground-truth foreground ``label != 0`` (the NACL authors' protocol).
+    - ``"band"``: the foreground dilated by ``band_width`` voxels (cube structuring element, i.e. every voxel
+      within Chebyshev distance ``band_width`` of a foreground voxel, foreground included; the authors'
+      optional dilation is ``band_width=1`` in 2D).
+    - ``"bbox"``: the axis-aligned bounding box of each image's foreground.
+
+    Args:
+        labels: ``(B, *spatial)`` integer labels (1 to 3 spatial dimensions for ``"band"``).
+        region: one of :data:`REGIONS`.
+        band_width: dilation radius in voxels for ``"band"``.
+
+    Returns:
+        ``(B, *spatial)`` bool mask, or None for ``"all"``. Images without foreground get an empty mask.
+    """
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {REGIONS}, got {region!r}.")
+    if region == "all":
+        return None
+    foreground = labels != 0
+    if region == "foreground":
+        return foreground
+    spatial_dims = foreground.ndim - 1
+    if region == "band":
+        if not isinstance(band_width, int) or band_width < 0:
+            raise ValueError(f"band_width must be a non-negative integer (voxels), got {band_width!r}.")
+        if spatial_dims not in (1, 2, 3):
+            raise ValueError(f"region 'band' supports 1 to 3 spatial dimensions, got labels {tuple(labels.shape)}.")
+        pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[spatial_dims - 1]
+        dilated = pool(foreground[:, None].float(), kernel_size=2 * band_width + 1, stride=1, padding=band_width)
+        return dilated[:, 0] > 0
+    box = torch.ones_like(foreground)
+    for axis in range(1, foreground.ndim):
+        others = [d for d in range(1, foreground.ndim) if d != axis]
+        present = foreground.any(dim=others) if others else foreground  # (B, size_axis)
+        size = present.shape[1]
+        index = torch.arange(size, device=labels.device)
+        first = torch.where(present, index, size).amin(1)
+        last = torch.where(present, index, -1).amax(1)
+        inside = (index >= first[:, None]) & (index <= last[:, None])  # (B, size_axis)
+        shape = [foreground.shape[0]] + [1] * spatial_dims
+        shape[axis] = size
+        box = box & inside.reshape(shape)
+    return box
+
+
+def warn_if_empty(count: float, what: str) -> None:
+    """Warn (never raise) when no voxel was counted, so a validation round survives an empty region."""
+    if count == 0:
+        warnings.warn(
+            f"{what}: no voxel was counted (empty mask or region, e.g. an image without foreground); "
+            "the calibration values are NaN.",
+            stacklevel=3,
+        )

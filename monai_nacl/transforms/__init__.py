@@ -1,0 +1,7 @@
+"""MONAI dictionary transforms of monai_nacl."""
+
+from __future__ import annotations
+
+from monai_nacl.transforms.neighborhood import NeighborhoodPriord
+
+__all__ = ["NeighborhoodPriord"]

@@ -1,0 +1,154 @@
+"""Start-up helpers of the bundles: where the bundle is, which loss to train with, whether the data is usable.
+
+These are the few decisions a bundle config cannot express by itself; everything else stays in the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from monai.config import PathLike
+
+__all__ = ["inference_inputs", "locate_bundle", "require_valid_datalist", "select_loss"]
+
+_REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+
+
+def _bundle_name(folder: Path) -> str | None:
+    meta = folder / "configs" / "metadata.json"
+    if not meta.is_file():
+        return None
+    try:
+        return json.loads(meta.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError):
+        return None
+
+
+def locate_bundle(name: str) -> str:
+    """Root folder of the bundle ``name`` (the folder holding ``configs/metadata.json`` whose ``name`` matches).
+
+    A bundle config cannot see its own path, so ``bundle_root`` is found by looking, in order, at the working
+    directory, its parent (when run from ``configs/``), ``./<name>``, ``./bundles/<name>`` and the
+    ``bundles/<name>`` folder of the source tree this package was installed from (editable install).
+
+    Args:
+        name: the bundle name, as in ``metadata.json``.
+
+    Raises:
+        ValueError: if none of these holds the bundle; pass ``--bundle_root /path/to/<name>`` then.
+    """
+    cwd = Path.cwd()
+    candidates = [cwd, cwd.parent, cwd / name, cwd / "bundles" / name, _REPO_BUNDLES / name]
+    for folder in candidates:
+        if _bundle_name(folder) == name:
+            return str(folder.resolve())
+    raise ValueError(
+        f"cannot find the bundle '{name}' (a folder with configs/metadata.json naming it) in "
+        f"{[str(c) for c in candidates]}; run from the bundle folder or pass --bundle_root /path/to/{name}."
+    )
+
+
+def select_loss(losses: Mapping[str, torch.nn.Module], loss_name: str) -> torch.nn.Module:
+    """The loss called ``loss_name`` among the bundle's ``losses`` dictionary.
+
+    Args:
+        losses: loss name -> instantiated loss module (the bundle's ``losses`` id).
+        loss_name: the chosen name (the bundle's ``loss_name`` id, ``--loss_name`` on the command line).
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    if loss_name not in losses:
+        raise ValueError(
+            f"unknown loss_name '{loss_name}'; choose one of {sorted(losses)} (e.g. --loss_name nacl), or add an "
+            f"entry to the 'losses' dictionary of the config (e.g. --losses#mine \"{{'_target_': 'pkg.MyLoss'}}\")."
+        )
+    return losses[loss_name]
+
+
+def require_valid_datalist(
+    datalist: PathLike, num_classes: int, base_dir: PathLike | None = None, enabled: bool = True
+) -> str:
+    """Run the data check on a datalist before training or evaluation and stop with a readable report.
+
+    The checks themselves are ``monai_nacl.data.check_datalist`` (files exist, images and labels share
+    shape and affine, labels are integers in ``[0, num_classes)``, the splits are present...).
+
+    Args:
+        datalist: MSD-style JSON with ``training``/``validation``/``test`` lists of ``{"image", "label"}``.
+        num_classes: number of classes including background (the bundle's ``num_classes``).
+        base_dir: folder the datalist's relative paths start from (the bundle's ``dataset_dir``).
+        enabled: ``False`` skips the check (``--check_data false``).
+
+    Returns:
+        ``datalist`` as a string, so a config can chain on it.
+
+    Raises:
+        ValueError: listing every problem found, with the way to skip the check.
+    """
+    if enabled:
+        from monai_nacl.data import check_datalist
+
+        problems = check_datalist(datalist, num_classes, base_dir=base_dir)
+        if problems:
+            report = "\n".join(f"  - {p}" for p in problems)
+            raise ValueError(
+                f"the data check of {os.fspath(datalist)} (base_dir={base_dir}, num_classes={num_classes}) found "
+                f"{len(problems)} problem(s):\n{report}\nFix the datalist or the files, set --num_classes to "
+                "the number of label values, or skip the check with --check_data false."
+            )
+    return os.fspath(datalist)
+
+
+def inference_inputs(
+    input_files: Sequence[PathLike] | None = None,
+    input_dir: PathLike | None = None,
+    datalist: PathLike | None = None,
+    dataset_dir: PathLike | None = None,
+) -> list[dict[str, str]]:
+    """The images an inference run reads, as ``[{"image": path}, ...]``.
+
+    The first source given wins: ``input_files``; else every ``*.nii``/``*.nii.gz`` file of ``input_dir``
+    (sorted); else the ``test`` list of ``datalist`` (relative paths joined to ``dataset_dir``); else the ``test``
+    list of the default dataset (``monai_nacl.data.ensure_default_dataset(dataset_dir)``, built if absent).
+
+    Args:
+        input_files: NIfTI paths (``--input_files "['a.nii.gz', 'b.nii.gz']"``).
+        input_dir: a folder of NIfTI files (``--input_dir /data/images``).
+        datalist: an MSD-style datalist JSON whose ``test`` list is read (labels not needed).
+        dataset_dir: base folder of the datalist's relative paths.
+
+    Raises:
+        ValueError: when the chosen source holds no image, or a given file or folder does not exist.
+    """
+    if input_files:
+        files = [os.fspath(f) for f in input_files]
+        missing = [f for f in files if not os.path.isfile(f)]
+        if missing:
+            raise ValueError(f"input_files lists {len(missing)} missing file(s): {missing[:5]}; check the paths.")
+        source = "input_files"
+    elif input_dir:
+        if not os.path.isdir(input_dir):
+            raise ValueError(f"input_dir {os.fspath(input_dir)!r} is not a folder; pass a folder of NIfTI images.")
+        files = sorted(str(p) for p in Path(input_dir).iterdir() if p.name.endswith((".nii", ".nii.gz")))
+        source = f"input_dir {os.fspath(input_dir)!r}"
+    else:
+        from monai.data import load_decathlon_datalist
+
+        if not datalist:
+            from monai_nacl.data import ensure_default_dataset
+
+            datalist = ensure_default_dataset(dataset_dir)
+            dataset_dir = dataset_dir or os.path.dirname(os.fspath(datalist))
+        files = [item["image"] for item in load_decathlon_datalist(datalist, False, "test", dataset_dir)]
+        source = f"the 'test' list of {os.fspath(datalist)!r}"
+    if not files:
+        raise ValueError(
+            f"no image to run inference on in {source}; pass --input_dir DIR, --input_files \"['a.nii.gz']\" "
+            "or --datalist FILE (its 'test' list)."
+        )
+    return [{"image": f} for f in files]

@@ -1,0 +1,238 @@
+"""The evaluation report of a bundle: ``metrics.csv`` (one row per case), ``summary.json`` and a reliability diagram."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from monai.data.utils import affine_to_spacing
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_nacl.workflows.atomic_io import atomic_write, atomic_write_text
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine, Events
+else:
+    Engine, _ = optional_import(
+        "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
+    )
+    Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+
+__all__ = ["SegmentationReportHandler", "case_name", "flatten_case_metrics"]
+
+
+def case_name(item: Mapping[str, Any], keys: Sequence[str] = ("image", "pred", "label")) -> str:
+    """Case identifier of a decollated item: its image file name without folder and NIfTI extension."""
+    for key in keys:
+        value = item.get(key)
+        meta = getattr(value, "meta", None) or item.get(f"{key}_meta_dict") or {}
+        source = meta.get("filename_or_obj")
+        if source:
+            name = os.path.basename(str(source))
+            for ext in (".nii.gz", ".nii", ".mha", ".nrrd"):
+                if name.endswith(ext):
+                    return name[: -len(ext)]
+            return os.path.splitext(name)[0]
+    raise ValueError(
+        f"cannot name the case: none of the items {list(keys)} carries metadata 'filename_or_obj'; load the images "
+        "with LoadImaged(image_only=True) so that they are MetaTensors."
+    )
+
+
+def flatten_case_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """CSV columns of one case from ``monai_nacl.metrics.evaluate_segmentation`` called on that case alone.
+
+    Columns: ``dsc_<k>`` and ``hd95_<k>`` for each reported class ``k`` (label value), ``mean_dsc`` (over those
+    classes), then the calibration metrics (``ece``, ``cece``, ``ace``, ``cace``, ``mce``, ``nll``, ``brier``).
+    HD95 is ``inf`` when the class is in the label but not predicted and ``nan`` when it is absent from the label.
+
+    Args:
+        result: ``evaluate_segmentation``'s dictionary for a single case.
+    """
+    from monai_nacl.metrics import METRIC_NAMES
+
+    per_case = result["per_case"]
+    if per_case["dsc"].shape[0] != 1:
+        raise ValueError(f"expected the result of one case, got {per_case['dsc'].shape[0]} cases.")
+    row: dict[str, float] = {}
+    for name in ("dsc", "hd95"):
+        row.update({f"{name}_{k}": float(v) for k, v in zip(result["classes"], per_case[name][0].tolist())})
+    row["mean_dsc"] = float(result["mean"]["mean_dsc"])
+    row.update({name: float(per_case[name][0]) for name in METRIC_NAMES})
+    return row
+
+
+def _json_number(value: float) -> float | None:
+    """JSON has no NaN/inf: an undefined or infinite value (e.g. HD95 of an empty prediction) becomes null."""
+    return value if math.isfinite(value) else None
+
+
+class SegmentationReportHandler:
+    """Write the evaluation report of a ``SupervisedEvaluator`` run when its epoch completes.
+
+    After each iteration, every case of the batch is measured by ``monai_nacl.metrics.evaluate_segmentation``
+    (DSC and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, MCE, NLL, Brier) and added to a
+    pooled ``monai_nacl.metrics.SegmentationCalibrationMetric``. At the end it writes, atomically:
+
+    - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`);
+    - ``summary.json``: ``num_cases``, ``mean`` (over cases, NaN/empty cases left out) with ``num_valid`` per
+      column, ``pooled`` (calibration over every counted voxel of every case), ``num_bins``, ``region``;
+      undefined values are ``null``;
+    - ``reliability.png``: the pooled reliability diagram (when matplotlib is installed).
+
+    The items must hold softmax probabilities and integer labels on the same grid, e.g. after ``Invertd`` back
+    to the original image space. Under ``torch.distributed`` the rows and histograms of all ranks are gathered
+    and rank 0 writes the files.
+
+    Args:
+        output_dir: folder of the report files (created if missing).
+        num_classes: number of classes including background.
+        num_bins: equal-width confidence bins of the calibration errors.
+        region: voxels the calibration metrics count (``"foreground"``: ``label != 0``, the papers' protocol;
+            ``"all"``, ``"band"``, ``"bbox"``).
+        include_background: also report DSC/HD95 of class 0.
+        prob_key: item holding the probabilities ``(C, *spatial)``.
+        label_key: item holding the labels ``(1, *spatial)``.
+        metrics_filename: name of the per-case table.
+        summary_filename: name of the summary.
+        diagram_filename: name of the reliability diagram; ``None`` to skip it.
+        output_transform: maps ``engine.state.output`` to the list of decollated items (default: itself).
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        num_classes: int,
+        num_bins: int = 15,
+        region: str = "foreground",
+        include_background: bool = False,
+        prob_key: str = "pred",
+        label_key: str = "label",
+        metrics_filename: str = "metrics.csv",
+        summary_filename: str = "summary.json",
+        diagram_filename: str | None = "reliability.png",
+        output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
+    ) -> None:
+        from monai_nacl.metrics import SegmentationCalibrationMetric
+
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (background plus at least one class), got {num_classes}.")
+        self.output_dir = os.fspath(output_dir)
+        self.num_classes = num_classes
+        self.num_bins = num_bins
+        self.region = region
+        self.include_background = include_background
+        self.prob_key = prob_key
+        self.label_key = label_key
+        self.metrics_filename = metrics_filename
+        self.summary_filename = summary_filename
+        self.diagram_filename = diagram_filename
+        self.output_transform = output_transform
+        self.pooled = SegmentationCalibrationMetric(num_bins=num_bins, region=region)
+        self.rows: list[dict[str, Any]] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Reset at each epoch start, measure each iteration, write at each epoch end."""
+        engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.update)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.write)
+
+    def reset(self, engine: Engine | None = None) -> None:
+        """Forget the cases seen so far."""
+        self.pooled.reset()
+        self.rows = []
+
+    def update(self, engine: Engine) -> None:
+        """Measure the cases of the engine's current output."""
+        from monai_nacl.metrics import evaluate_segmentation
+
+        for item in self.output_transform(engine.state.output):
+            probs, labels = item[self.prob_key], item[self.label_key]
+            if probs.shape[1:] != labels.shape[1:]:
+                raise ValueError(
+                    f"probabilities {tuple(probs.shape)} and labels {tuple(labels.shape)} of case {case_name(item)} "
+                    "are not on the same grid; invert the prediction to the label's space first (Invertd)."
+                )
+            spacing = affine_to_spacing(labels.affine, r=labels.ndim - 1) if hasattr(labels, "affine") else None
+            if probs.shape[0] != self.num_classes:
+                raise ValueError(
+                    f"case {case_name(item)} has {probs.shape[0]} probability channels but num_classes is "
+                    f"{self.num_classes}; set num_classes to the network's number of outputs."
+                )
+            with warnings.catch_warnings():  # an empty class is reported as such in the table
+                warnings.simplefilter("ignore")
+                result = evaluate_segmentation(
+                    probs[None],
+                    labels[None],
+                    spacing=None if spacing is None else spacing.tolist(),
+                    num_bins=self.num_bins,
+                    region=self.region,
+                    include_background=self.include_background,
+                )
+            self.rows.append({"case": case_name(item), **flatten_case_metrics(result)})
+            self.pooled(y_pred=probs[None], y=labels[None])
+
+    def _gathered_rows(self) -> list[dict[str, Any]]:
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self.rows
+        gathered: list[list[dict[str, Any]]] = [[] for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather_object(gathered, self.rows)
+        return [row for rows in gathered for row in rows]
+
+    def summary(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Summary of per-case rows plus the pooled calibration values (see the class docstring)."""
+        columns = [c for c in rows[0] if c != "case"] if rows else []
+        mean, num_valid = {}, {}
+        for column in columns:
+            values = np.array([row[column] for row in rows], dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            mean[column] = _json_number(float(finite.mean())) if finite.size else None
+            num_valid[column] = int(finite.size)
+        pooled = {name: _json_number(value) for name, value in self.pooled.aggregate().items()} if rows else {}
+        return {
+            "num_cases": len(rows),
+            "mean": mean,
+            "num_valid": num_valid,
+            "pooled": pooled,
+            "num_bins": self.num_bins,
+            "region": self.region,
+        }
+
+    def write(self, engine: Engine | None = None) -> dict[str, Any]:
+        """Write ``metrics.csv``, ``summary.json`` and the diagram (rank 0); return the summary."""
+        rows = self._gathered_rows()
+        if not rows:
+            raise RuntimeError(
+                "SegmentationReportHandler saw no case: the evaluation data list is empty; check the 'test' list "
+                "of the datalist."
+            )
+        summary = self.summary(rows)
+        stats = self.pooled.reliability_statistics()
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
+            return summary
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(os.path.join(self.output_dir, self.metrics_filename), buffer.getvalue())
+        atomic_write_text(os.path.join(self.output_dir, self.summary_filename), json.dumps(summary, indent=2) + "\n")
+        if self.diagram_filename and importlib.util.find_spec("matplotlib") is None:
+            warnings.warn(f"matplotlib is not installed: {self.diagram_filename} not written.", stacklevel=2)
+        elif self.diagram_filename:
+            from monai_nacl.metrics import plot_reliability_diagram
+
+            title = f"pooled over {len(rows)} case(s), region {self.region}"
+            atomic_write(
+                os.path.join(self.output_dir, self.diagram_filename),
+                lambda tmp: plot_reliability_diagram(stats, tmp, title=title),
+            )
+        return summary

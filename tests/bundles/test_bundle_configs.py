@@ -1,0 +1,140 @@
+"""Fast checks of the three bundles' configs: layout, shared conventions, every loss_name, inference ids."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from bundle_helpers import BUNDLES, BUNDLES_DIR, LOSS_NAMES, config_path, read_json
+from monai.bundle import ConfigParser
+
+REQUIRED_FILES = (
+    "configs/metadata.json",
+    "configs/train.yaml",
+    "configs/evaluate.yaml",
+    "configs/inference.yaml",
+    "configs/multi_gpu_train.yaml",
+    "configs/multi_gpu_evaluate.yaml",
+    "configs/logging.conf",
+    "docs/README.md",
+    "docs/data_license.txt",
+    "LICENSE",
+)
+COMMON_IDS = (
+    "bundle_root", "dataset_dir", "datalist", "output_dir", "num_classes", "max_epochs", "val_interval",
+    "loss_name", "device", "amp", "seed", "check_data", "cache_rate", "pixdim", "roi_size",
+    "network_def", "network", "losses", "loss", "optimizer", "lr_scheduler", "initialize", "run", "finalize",
+)  # fmt: skip
+ENGINE_IDS = {
+    "train": ("preprocessing", "dataset", "dataloader", "inferer", "postprocessing", "handlers", "key_metric", "trainer"),
+    "validate": (
+        "preprocessing", "dataset", "dataloader", "inferer", "postprocessing", "handlers", "key_metric", "evaluator",
+    ),
+}  # fmt: skip
+INFERENCE_IDS = ("bundle_root", "device", "network_def", "preprocessing", "postprocessing", "inferer", "evaluator")
+
+
+def load(bundle: str, *names: str) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config([config_path(bundle, n) for n in names])
+    return parser
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_layout_and_metadata(bundle: str) -> None:
+    root = BUNDLES_DIR / bundle
+    missing = [f for f in REQUIRED_FILES if not (root / f).is_file()]
+    assert not missing, f"{bundle} lacks {missing}"
+    meta = read_json(root / "configs" / "metadata.json")
+    assert meta["name"] == bundle
+    outputs = meta["network_data_format"]["outputs"]["pred"]
+    assert outputs["num_channels"] == load(bundle, "train.yaml")["num_classes"] == len(outputs["channel_def"])
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_model_zoo_ids(bundle: str) -> None:
+    train = load(bundle, "train.yaml")
+    for key in COMMON_IDS:
+        assert key in train, f"{bundle}/train.yaml lacks '{key}'"
+    for engine, ids in ENGINE_IDS.items():
+        for key in ids:
+            assert f"{engine}#{key}" in train, f"{bundle}/train.yaml lacks '{engine}#{key}'"
+    inference = load(bundle, "inference.yaml")
+    for key in INFERENCE_IDS:
+        assert key in inference, f"{bundle}/inference.yaml lacks '{key}'"
+
+
+def test_bundles_share_conventions() -> None:
+    """Same top-level ids, same loss dictionary and identical evaluate / multi-GPU fragments in every bundle."""
+    first = load(BUNDLES[0], "train.yaml")
+    for bundle in BUNDLES[1:]:
+        other = load(bundle, "train.yaml")
+        assert set(first.get()) ^ set(other.get()) <= {"feature_size"}
+        assert other["losses"] == first["losses"]
+        assert other["train#handlers"] == first["train#handlers"]
+        assert other["validate#handlers"] == first["validate#handlers"]
+        for name in ("evaluate.yaml", "multi_gpu_train.yaml", "multi_gpu_evaluate.yaml", "logging.conf"):
+            text = (BUNDLES_DIR / bundle / "configs" / name).read_text()
+            assert text == (BUNDLES_DIR / BUNDLES[0] / "configs" / name).read_text(), f"{bundle}/{name} differs"
+    assert sorted(first["losses"]) == sorted(LOSS_NAMES)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_inference_matches_training(bundle: str) -> None:
+    train, inference = load(bundle, "train.yaml"), load(bundle, "inference.yaml")
+    for key in ("network_def", "num_classes", "pixdim", "roi_size", "validate#inferer"):
+        assert inference[key.replace("validate#", "")] == train[key], key
+    train_chain = [t["_target_"] for t in train["train#deterministic_transforms"]]
+    assert [t["_target_"] for t in inference["preprocessing#transforms"]] == train_chain
+
+
+def _loss(bundle: str, loss_name: str, **overrides: object) -> torch.nn.Module:
+    parser = load(bundle, "train.yaml")
+    parser["loss_name"] = loss_name
+    for key, value in overrides.items():
+        parser[key] = value
+    return parser.get_parsed_content("loss")
+
+
+@pytest.mark.parametrize("loss_name", LOSS_NAMES)
+@pytest.mark.parametrize("bundle,shape", [("unet2d_nacl", (2, 3, 8, 8)), ("unet3d_nacl", (1, 3, 6, 6, 6))])
+def test_every_loss_name_runs(bundle: str, shape: tuple[int, ...], loss_name: str) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(shape, requires_grad=True)
+    labels = torch.randint(0, shape[1], (shape[0], 1, *shape[2:])).float()
+    value = _loss(bundle, loss_name)(logits, labels)
+    assert value.ndim == 0 and torch.isfinite(value)
+    value.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+def test_ce_and_alpha_override_reach_the_loss() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(2, 3, 8, 8)
+    labels = torch.randint(0, 3, (2, 1, 8, 8))
+    reference_ce = F.cross_entropy(logits, labels[:, 0])
+    torch.testing.assert_close(_loss("unet2d_nacl", "ce")(logits, labels.float()), reference_ce)
+    # NACL is CE + alpha * penalty, linear in alpha: L(0.2) - L(0.1) = L(0.1) - L(0) = L(0.1) - CE.
+    nacl = {a: _loss("unet2d_nacl", "nacl", **{"losses#nacl#alpha": a})(logits, labels.float()) for a in (0.1, 0.2)}
+    assert float(nacl[0.1] - reference_ce) > 0
+    torch.testing.assert_close(nacl[0.2] - nacl[0.1], nacl[0.1] - reference_ce)
+
+
+def test_unknown_loss_name_is_a_readable_error() -> None:
+    with pytest.raises(Exception) as info:
+        _loss("unet2d_nacl", "nalc")
+    message = "".join(str(e) for e in (info.value, info.value.__cause__) if e is not None)
+    assert "unknown loss_name 'nalc'" in message and "nacl" in message
+
+
+def test_multi_gpu_fragment_wires_distributed_parts() -> None:
+    merged = load("unet2d_nacl", "train.yaml", "multi_gpu_train.yaml")
+    assert merged["network#_target_"] == "torch.nn.parallel.DistributedDataParallel"
+    assert merged["train#dataloader#sampler"] == "@train#sampler"
+    assert merged["validate#dataloader#sampler"] == "@validate#sampler"
+    assert merged["train#dataloader#shuffle"] is False
+    assert any("gloo" in line and "nccl" in line for line in merged["initialize"])
+    # the handlers disabled on ranks > 0 are the writers
+    disabled = [h["_target_"] for h in merged["train#handlers"] if "_disabled_" in h]
+    assert disabled == ["StatsHandler", "TensorBoardStatsHandler"]
+    assert all("_disabled_" in h for h in merged["validate#handlers"])

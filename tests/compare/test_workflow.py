@@ -1,0 +1,144 @@
+"""End-to-end workflow on a tiny fake bundle: runs as subprocesses, a failed run reported, resumability.
+
+The fake bundle's train.yaml saves a 1x1 convolution as ``model.pt`` (or raises for the loss ``broken``, seed 0)
+and its evaluate.yaml writes ``metrics.csv`` / ``summary.json`` in the real bundles' format with numbers
+derived from the loss's ``score`` and the seed, so the expected table is computed by hand below.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monai_nacl.compare.options import parse_compare_args
+from monai_nacl.compare.runs import is_finished
+from monai_nacl.compare.workflow import BundleLayout, run_compare
+
+TRAIN = """
+imports:
+  - $import os
+  - $import json
+  - $import torch
+output_dir: /nonexistent
+ckpt_dir: $os.path.join(@output_dir, 'models')
+num_classes: 2
+max_epochs: 3
+val_interval: 10
+seed: 0
+loss_name: ce
+losses:
+  ce: {score: 0.80}
+  dice_ce: {score: 0.90}
+  broken: {score: 0.0}
+network_def:
+  _target_: torch.nn.Conv2d
+  in_channels: 1
+  out_channels: 2
+  kernel_size: 1
+initialize:
+  - $torch.manual_seed(@seed)
+run:
+  - "$print('Epoch: 1/' + str(@max_epochs) + ', Iter: 1/1 -- train_loss: 0.5', flush=True)"
+  - "$exec('raise RuntimeError(\\"broken loss\\")') if @loss_name == 'broken' and @seed == 0 else None"
+  - $os.makedirs(@ckpt_dir, exist_ok=True)
+  - $torch.save(@network_def.state_dict(), os.path.join(@ckpt_dir, 'model.pt'))
+  - "$open(os.path.join(@output_dir, 'epochs.txt'), 'w').write(str(@max_epochs) + ' ' + str(@val_interval))"
+"""
+
+# summary: dsc = score + 0.01 * seed; ece = (1 - score) / 10 + 0.002 * seed; metrics.csv: HD95 2.0 for case0,
+# infinite (empty prediction) for case1
+EVALUATE = """
+dsc: "$@losses[@loss_name]['score'] + 0.01 * @seed"
+ece: "$(1 - @losses[@loss_name]['score']) / 10 + 0.002 * @seed"
+run:
+  - "$open(os.path.join(@output_dir, 'metrics.csv'), 'w').write(
+      os.linesep.join(['case,dsc_1,hd95_1,mean_dsc,ece,cece', 'case0,0,2.0,0,0,0', 'case1,0,inf,0,0,0']))"
+  - "$json.dump({'num_cases': 2, 'mean': {'mean_dsc': @dsc, 'hd95_1': 2.0, 'ece': @ece, 'cece': 0.1,
+      'ace': None, 'mce': 0.3, 'nll': 0.5, 'brier': 0.2}, 'pooled': {'ece': @ece}},
+      open(os.path.join(@output_dir, 'summary.json'), 'w'))"
+"""
+
+
+def finished_run(run_dir: Path, dsc: float, ece: float) -> None:
+    """A run left finished by an earlier session (summary, per-case table, ``done`` marker)."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text("case,dsc_1,hd95_1,mean_dsc,ece,cece\ncase0,0,2.0,0,0,0\n")
+    summary = {"mean": {"mean_dsc": dsc, "ece": ece, "cece": 0.1, "ace": None}, "pooled": {}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / "done").write_text("{}")
+
+
+@pytest.fixture()
+def fake_bundle(tmp_path: Path) -> Path:
+    configs = tmp_path / "fake_bundle" / "configs"
+    configs.mkdir(parents=True)
+    (configs / "train.yaml").write_text(textwrap.dedent(TRAIN))
+    (configs / "evaluate.yaml").write_text(textwrap.dedent(EVALUATE))
+    return configs.parent
+
+
+def test_failed_run_reported_others_continue_then_resume(fake_bundle: Path, tmp_path: Path):
+    output = tmp_path / "out"
+    runs = output / "runs"
+    finished_run(runs / "ce" / "seed1", dsc=0.81, ece=0.022)
+    finished_run(runs / "dice_ce" / "seed0", dsc=0.90, ece=0.010)
+    finished_run(runs / "dice_ce" / "seed1", dsc=0.91, ece=0.012)
+    finished_run(runs / "broken" / "seed1", dsc=0.70, ece=0.050)
+    layout = BundleLayout(evaluate_configs=("train.yaml", "evaluate.yaml"))
+    argv = ["--bundle", str(fake_bundle), "--seeds", "2", "--max_epochs", "4", "--output", str(output),
+            "--num_classes", "2"]
+    options = parse_compare_args(argv + ["--losses", "ce,broken,dice_ce"])
+    stream = io.StringIO()
+    result = run_compare(options, layout=layout, stream=stream)
+    report = result.report
+    assert len(result.failed) == 1
+    log = stream.getvalue()
+    # only ce seed 0 and broken seed 0 ran; the broken one failed without stopping the rest
+    assert "6 run(s), 4 already finished" in log and "[1/2] ce seed 0: done" in log
+    assert "epoch 1/4" in log and "[2/2] broken seed 0: FAILED (train failed: exit status" in log
+    assert "dice_ce seed" not in log
+    assert is_finished(runs / "ce" / "seed0") and not is_finished(runs / "broken" / "seed0")
+    assert "broken loss" in (runs / "broken" / "seed0" / "train.log").read_text()
+    # --max_epochs 4 below the bundle's val_interval 10: lowered so that the bundle still validates and saves
+    assert (runs / "ce" / "seed0" / "epochs.txt").read_text() == "4 4"
+    overrides = json.loads((runs / "ce" / "seed0" / "overrides.json").read_text())
+    assert overrides["seed"] == 0 and overrides["loss_name"] == "ce" and overrides["num_classes"] == "2"
+
+    # hand-computed: ce dsc 0.80, 0.81 -> 80.50 ± 0.71; ece 0.020, 0.022 -> 2.10 ± 0.14; hd95 2.0 (inf left out)
+    #                dice_ce dsc 0.90, 0.91 -> 90.50 ± 0.71 (best); ece 0.010, 0.012 -> 1.10 ± 0.14 (best)
+    text = report.read_text()
+    lines = text.splitlines()
+    ce = next(line for line in lines if line.startswith("| ce |")).split(" | ")
+    dice_ce = next(line for line in lines if line.startswith("| dice_ce |")).split(" | ")
+    broken = next(line for line in lines if line.startswith("| broken |"))
+    assert ce[1:4] == ["80.50 ± 0.71", "**2.00 ± 0.00**", "2.10 ± 0.14"]
+    assert dice_ce[1:4] == ["**90.50 ± 0.71**", "**2.00 ± 0.00**", "**1.10 ± 0.14**"]
+    assert ce[5] == "n/a" and broken.split(" | ")[1] == "70.00" and broken.endswith("1/2 (failed) |")
+    assert "broken, seed 0: train failed" in text and "ce (1 pair(s))" in text  # the infinite HD95 is counted
+    with open(output / "summary.csv") as f:
+        rows = {row["loss"]: row for row in csv.DictReader(f)}
+    assert math.isclose(float(rows["dice_ce"]["dsc_mean"]), 0.905) and rows["broken"]["seeds_finished"] == "1"
+
+    # rerun: everything finished is skipped, nothing runs, the report is rewritten; a run finished with other
+    # settings is kept and named
+    stream = io.StringIO()
+    argv[argv.index("--max_epochs") + 1] = "5"
+    run_compare(parse_compare_args(argv + ["--losses", "ce,dice_ce"]), layout=layout, stream=stream)
+    log = stream.getvalue()
+    assert "4 run(s), 4 already finished" in log and "compare: 0 run(s) in 0s, 0 failed" in log
+    assert "warning: ce seed 0 was finished with other settings (max_epochs, val_interval)" in log
+
+
+def test_unknown_loss_and_bundle(fake_bundle: Path, tmp_path: Path):
+    options = parse_compare_args(["--bundle", str(fake_bundle), "--losses", "ce,nacl", "--output", str(tmp_path)])
+    with pytest.raises(ValueError, match=r"\['nacl'\] are not defined by bundle fake_bundle"):
+        run_compare(options)
+    options = parse_compare_args(["--bundle", "no_such_bundle", "--output", str(tmp_path)])
+    with pytest.raises(ValueError, match="no configs/train.yaml"):
+        run_compare(options)

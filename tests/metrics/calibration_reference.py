@@ -1,0 +1,74 @@
+"""Slow, independent float64 numpy references of the calibration metrics (explicit bin loops, sorting for ACE)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def flatten(probs, labels, mask=None):
+    """(B, C, *spatial) probs and (B, [1,] *spatial) labels or (B, C, *spatial) soft -> (N, C) p, (N, C) q."""
+    p = np.asarray(probs, dtype=np.float64)
+    c = p.shape[1]
+    p = np.moveaxis(p, 1, -1).reshape(-1, c)
+    labels = np.asarray(labels)
+    if labels.shape == np.asarray(probs).shape:
+        q = np.moveaxis(labels.astype(np.float64), 1, -1).reshape(-1, c)
+    else:
+        q = np.eye(c)[labels.reshape(-1).astype(np.int64)]
+    if mask is not None:
+        keep = np.asarray(mask).reshape(-1).astype(bool)
+        p, q = p[keep], q[keep]
+    return p, q
+
+
+def _binned_gaps(conf, acc, num_bins):
+    """Per bin (lower, upper] (first bin also holds 0): count, |sum conf - sum acc|."""
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    counts, gaps = [], []
+    for k in range(num_bins):
+        inside = (conf > edges[k]) & (conf <= edges[k + 1])
+        if k == 0:
+            inside |= conf == 0.0
+        counts.append(inside.sum())
+        gaps.append(abs(conf[inside].sum() - acc[inside].sum()))
+    return np.array(counts, dtype=np.float64), np.array(gaps)
+
+
+def top_label(p, q):
+    pred = p.argmax(1)
+    conf = p[np.arange(len(p)), pred]
+    acc = q[np.arange(len(p)), pred]
+    return conf, acc
+
+
+def ece(p, q, num_bins=15):
+    conf, acc = top_label(p, q)
+    _, gaps = _binned_gaps(conf, acc, num_bins)
+    return gaps.sum() / len(conf)
+
+
+def mce(p, q, num_bins=15):
+    conf, acc = top_label(p, q)
+    counts, gaps = _binned_gaps(conf, acc, num_bins)
+    return max(g / n for n, g in zip(counts, gaps) if n > 0)
+
+
+def cece(p, q, num_bins=15):
+    return np.mean([_binned_gaps(p[:, c], q[:, c], num_bins)[1].sum() / len(p) for c in range(p.shape[1])])
+
+
+def ace_exact(conf, acc, num_bins=15):
+    """Equal-mass ECE: sort by confidence; voxel of rank r goes to bin floor(r * num_bins / N)."""
+    order = np.argsort(conf, kind="stable")
+    conf, acc = conf[order], acc[order]
+    n = len(conf)
+    bins = (np.arange(n) * num_bins) // n
+    return sum(abs(conf[bins == j].sum() - acc[bins == j].sum()) for j in range(num_bins)) / n
+
+
+def nll(p, q, eps=1e-12):
+    return -(q * np.log(np.clip(p, eps, None))).sum() / len(p)
+
+
+def brier(p, q):
+    return ((p - q) ** 2).sum() / len(p)

@@ -1,0 +1,130 @@
+"""SegmentationCalibrationMetric: streaming equals pooled, per-case mode, regions, and two gloo ranks."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from calibration_reference import brier, cece, ece, flatten, mce, nll
+from scipy import ndimage
+
+from monai_nacl.metrics import SegmentationCalibrationMetric, region_mask
+
+
+def _volumes(n=10, shape=(3, 10, 9, 8), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(torch.randn((n, *shape), generator=g) * 2.5, 1)
+    labels = torch.randint(0, shape[0], (n, 1, *shape[1:]), generator=g)
+    return probs, labels
+
+
+def _reference(probs, labels, mask=None):
+    p, q = flatten(probs, labels, mask)
+    return {"ece": ece(p, q), "cece": cece(p, q), "mce": mce(p, q), "nll": nll(p, q), "brier": brier(p, q)}
+
+
+def test_streaming_equals_all_at_once_and_reference():
+    probs, labels = _volumes()
+    one_by_one = SegmentationCalibrationMetric(region="foreground")
+    for i in range(len(probs)):
+        one_by_one(y_pred=probs[i : i + 1], y=labels[i : i + 1])
+    together = SegmentationCalibrationMetric(region="foreground")
+    together(y_pred=probs, y=labels)
+    streamed, pooled = one_by_one.aggregate(), together.aggregate()
+    for name, value in pooled.items():
+        assert streamed[name] == pytest.approx(value, abs=1e-12)
+    for name, value in _reference(probs, labels, labels != 0).items():
+        assert pooled[name] == pytest.approx(value, abs=1e-12)
+    # bounded memory: one running histogram whatever the number of batches
+    assert len(one_by_one._buffers[0]) == 1
+
+
+def test_list_input_equals_batch():
+    probs, labels = _volumes(n=3)
+    listed = SegmentationCalibrationMetric()
+    listed(y_pred=list(probs), y=list(labels))
+    batch = SegmentationCalibrationMetric()
+    batch(y_pred=probs, y=labels)
+    assert listed.aggregate() == pytest.approx(batch.aggregate(), abs=1e-12)
+
+
+def test_per_case_mode():
+    probs, labels = _volumes(n=4)
+    labels[2] = 0  # no foreground: NaN, left out of the mean
+    metric = SegmentationCalibrationMetric(region="foreground", per_case=True)
+    metric(y_pred=probs, y=labels)
+    refs = [_reference(probs[i : i + 1], labels[i : i + 1], labels[i : i + 1] != 0) for i in (0, 1, 3)]
+    cases = metric.case_values()
+    assert torch.isnan(cases["ece"][2])
+    assert cases["ece"][[0, 1, 3]].tolist() == pytest.approx([r["ece"] for r in refs], abs=1e-12)
+    with pytest.warns(UserWarning, match="no voxel"):
+        result = metric.aggregate()
+    for name in ("ece", "cece", "mce", "nll", "brier"):
+        assert result[name] == pytest.approx(np.mean([r[name] for r in refs]), abs=1e-12)
+    none = SegmentationCalibrationMetric(region="foreground", per_case=True, reduction="none")
+    none(y_pred=probs, y=labels)
+    with pytest.warns(UserWarning):
+        assert none.aggregate()["ece"].shape == (4, 1)
+
+
+@pytest.mark.parametrize("region", ["band", "bbox"])
+def test_regions_match_scipy_reference(region):
+    probs, labels = _volumes(n=2, shape=(3, 12, 11, 10))
+    labels = torch.zeros_like(labels)
+    labels[0, 0, 3:6, 4:7, 2:5] = 1
+    labels[0, 0, 8, 2, 7] = 2
+    labels[1, 0, 5:9, 1:3, 6:8] = 2
+    if region == "band":
+        mask = np.stack(
+            [ndimage.binary_dilation(labels[i, 0].numpy() > 0, structure=np.ones((3, 3, 3)), iterations=2) for i in (0, 1)]
+        )
+    else:
+        mask = np.zeros(labels[:, 0].shape, dtype=bool)
+        for i in (0, 1):
+            idx = np.nonzero(labels[i, 0].numpy())
+            mask[i][tuple(slice(a.min(), a.max() + 1) for a in idx)] = True
+    assert torch.equal(region_mask(labels[:, 0], region, band_width=2), torch.from_numpy(mask))
+    metric = SegmentationCalibrationMetric(region=region, band_width=2)
+    metric(y_pred=probs, y=labels)
+    result = metric.aggregate()
+    for name, value in _reference(probs, labels, mask).items():
+        assert result[name] == pytest.approx(value, abs=1e-12)
+
+
+def test_bad_use():
+    probs, labels = _volumes(n=1)
+    metric = SegmentationCalibrationMetric()
+    with pytest.raises(RuntimeError, match="no data"):
+        metric.aggregate()
+    metric(y_pred=probs, y=labels)
+    with pytest.raises(ValueError, match="channels"):
+        metric(y_pred=torch.softmax(torch.randn(1, 4, 10, 9, 8), 1), y=labels)
+    with pytest.raises(ValueError, match="region"):
+        SegmentationCalibrationMetric(region="roi")
+
+
+def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        probs, labels = _volumes(n=4)
+        metric = SegmentationCalibrationMetric(region="foreground")
+        for i in range(rank, 4, world):  # rank 0: volumes 0, 2; rank 1: volumes 1, 3 (one at a time)
+            metric(y_pred=probs[i : i + 1], y=labels[i : i + 1])
+        result = metric.aggregate()
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_sum_histograms(tmp_path):
+    mp.spawn(_rank_main, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    probs, labels = _volumes(n=4)
+    expected = _reference(probs, labels, labels != 0)
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        for name, value in expected.items():
+            assert result[name] == pytest.approx(value, abs=1e-12)

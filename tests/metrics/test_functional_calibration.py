@@ -1,0 +1,174 @@
+"""Functional calibration metrics against slow float64 numpy references and torchmetrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from calibration_reference import ace_exact, brier, cece, ece, flatten, mce, nll, top_label
+
+from monai_nacl.metrics import (
+    adaptive_calibration_error,
+    brier_score,
+    calibration_statistics,
+    calibration_values,
+    classwise_calibration_error,
+    expected_calibration_error,
+    maximum_calibration_error,
+    negative_log_likelihood,
+    plot_reliability_diagram,
+    reliability_statistics,
+)
+
+
+def _case(shape=(2, 4, 9, 8, 7), scale=3.0, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    probs = torch.softmax(logits, 1).to(dtype)
+    labels = torch.randint(0, shape[1], (shape[0], 1, *shape[2:]), generator=g)
+    return probs, labels
+
+
+@pytest.mark.parametrize("num_bins", [15, 10])
+def test_hard_labels_match_reference(num_bins):
+    probs, labels = _case()
+    mask = labels != 0
+    for m in (None, mask):
+        p, q = flatten(probs, labels, m)
+        assert float(expected_calibration_error(probs, labels, num_bins, m)) == pytest.approx(ece(p, q, num_bins), abs=1e-12)
+        assert float(classwise_calibration_error(probs, labels, num_bins, m)) == pytest.approx(
+            cece(p, q, num_bins), abs=1e-12
+        )
+        assert float(maximum_calibration_error(probs, labels, num_bins, m)) == pytest.approx(mce(p, q, num_bins), abs=1e-12)
+        assert float(negative_log_likelihood(probs, labels, m)) == pytest.approx(nll(p, q), abs=1e-12)
+        assert float(brier_score(probs, labels, m)) == pytest.approx(brier(p, q), abs=1e-12)
+
+
+def test_label_forms_agree():
+    """(B,1,...), (B,...), one-hot (B,C,...) and float labels give the same values."""
+    probs, labels = _case(shape=(2, 3, 6, 5))
+    one_hot = torch.nn.functional.one_hot(labels[:, 0], 3).movedim(-1, 1).float()
+    expected = float(expected_calibration_error(probs, labels))
+    for form in (labels[:, 0], one_hot, labels.float()):
+        assert float(expected_calibration_error(probs, form)) == pytest.approx(expected, abs=1e-15)
+        assert float(classwise_calibration_error(probs, form)) == pytest.approx(
+            float(classwise_calibration_error(probs, labels)), abs=1e-15
+        )
+
+
+def test_soft_reference_matches_reference():
+    probs, _ = _case(shape=(2, 3, 7, 6))
+    g = torch.Generator().manual_seed(5)
+    soft = torch.softmax(torch.randn(probs.shape, generator=g, dtype=torch.float64) * 2, 1)
+    p, q = flatten(probs, soft)
+    assert float(expected_calibration_error(probs, soft)) == pytest.approx(ece(p, q), abs=1e-12)
+    assert float(classwise_calibration_error(probs, soft)) == pytest.approx(cece(p, q), abs=1e-12)
+    assert float(negative_log_likelihood(probs, soft)) == pytest.approx(nll(p, q), abs=1e-12)
+    assert float(brier_score(probs, soft)) == pytest.approx(brier(p, q), abs=1e-12)
+
+
+@pytest.mark.parametrize("classwise", [False, True])
+def test_adaptive_within_bound_of_exact(classwise):
+    probs, labels = _case(shape=(1, 3, 24, 24, 16), scale=1.0)
+    p, q = flatten(probs, labels)
+    if classwise:
+        exact = np.mean([ace_exact(p[:, c], q[:, c]) for c in range(3)])
+    else:
+        exact = ace_exact(*top_label(p, q))
+    value, bound = adaptive_calibration_error(probs, labels, classwise=classwise, return_bound=True)
+    assert float(bound) < 1e-2
+    assert abs(float(value) - exact) <= float(bound) + 1e-12
+    coarse, coarse_bound = adaptive_calibration_error(probs, labels, classwise=classwise, resolution=30, return_bound=True)
+    assert abs(float(coarse) - exact) <= float(coarse_bound) + 1e-12
+
+
+def test_bin_edges_are_lower_open_upper_closed():
+    # two voxels, two classes; confidences exactly on edges 0.5 (-> first bin) and 1.0 (-> last bin)
+    probs = torch.tensor([[[0.5, 1.0], [0.5, 0.0]]], dtype=torch.float64)
+    labels = torch.tensor([[1, 0]])  # argmax ties go to class 0 -> first voxel wrong
+    stats = calibration_statistics(probs, labels, num_bins=2)
+    assert stats.top_label[0].tolist() == [1.0, 1.0]  # one voxel per bin
+    assert stats.top_label[2].tolist() == [0.0, 1.0]
+    # classwise: p = 0 counts in the first bin (class 1, second voxel)
+    assert stats.classwise[1, 0].tolist() == [2.0, 0.0]
+    assert float(expected_calibration_error(probs, labels, num_bins=2)) == pytest.approx(0.25)
+
+
+def test_torchmetrics_top_label_agrees():
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    probs, labels = _case(shape=(3, 5, 10, 9), dtype=torch.float64)
+    for bins in (15, 7):
+        ours = float(expected_calibration_error(probs, labels, bins))
+        theirs = float(multiclass_calibration_error(probs, labels[:, 0], 5, n_bins=bins))
+        assert ours == pytest.approx(theirs, abs=1e-6)
+        ours_max = float(maximum_calibration_error(probs, labels, bins))
+        theirs_max = float(multiclass_calibration_error(probs, labels[:, 0], 5, n_bins=bins, norm="max"))
+        assert ours_max == pytest.approx(theirs_max, abs=1e-6)
+
+
+def test_exact_at_moderate_size():
+    """(1, 4, 64, 64, 64) float32: float64 accumulation equals the float64 reference to 1e-7."""
+    probs, labels = _case(shape=(1, 4, 64, 64, 64), scale=4.0)
+    p, q = flatten(probs, labels)
+    stats = calibration_statistics(probs, labels)
+    values = calibration_values(stats)
+    assert abs(float(values["ece"]) - ece(p, q)) < 1e-7
+    assert abs(float(values["cece"]) - cece(p, q)) < 1e-7
+
+
+def test_reliability_statistics_and_plot(tmp_path):
+    probs, labels = _case(shape=(1, 3, 12, 12))
+    stats = reliability_statistics(probs, labels, num_bins=10)
+    p, q = flatten(probs, labels)
+    conf, acc = top_label(p, q)
+    inside = (conf > 0.5) & (conf <= 0.6)
+    assert float(stats["count"][5]) == inside.sum()
+    assert float(stats["confidence"][5]) == pytest.approx(conf[inside].mean(), abs=1e-12)
+    assert float(stats["accuracy"][5]) == pytest.approx(acc[inside].mean(), abs=1e-12)
+    assert torch.isnan(stats["accuracy"][0])  # top-label confidence >= 1/3 never falls in (0, 0.1]
+    path = plot_reliability_diagram(stats, tmp_path / "sub" / "rel.png", title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib(monkeypatch, tmp_path):
+    import sys
+
+    probs, labels = _case(shape=(1, 2, 4, 4))
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        plot_reliability_diagram(reliability_statistics(probs, labels), tmp_path / "x.png")
+
+
+def test_bad_inputs():
+    probs, labels = _case(shape=(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="sum to 1"):
+        expected_calibration_error(probs * 0.9, labels)
+    with pytest.raises(ValueError, match="logits"):
+        expected_calibration_error(torch.log(probs), labels)
+    bad = probs.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        expected_calibration_error(bad, labels)
+    with pytest.raises(ValueError, match="does not match"):
+        expected_calibration_error(probs, labels[..., :3])
+    with pytest.raises(ValueError, match="mask shape"):
+        expected_calibration_error(probs, labels, mask=torch.ones(2, 4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\[0, 2\]"):
+        expected_calibration_error(probs, labels + 1)
+    with pytest.raises(ValueError, match="integer"):
+        expected_calibration_error(probs, labels.float() + 0.5)
+    with pytest.raises(ValueError, match="C >= 2"):
+        expected_calibration_error(probs[:, :1], labels)
+    with pytest.raises(ValueError, match="num_bins"):
+        expected_calibration_error(probs, labels, num_bins=0)
+
+
+def test_empty_mask_gives_nan_with_warning():
+    probs, labels = _case(shape=(1, 3, 4, 4))
+    empty = torch.zeros(1, 4, 4, dtype=torch.bool)
+    with pytest.warns(UserWarning, match="no voxel"):
+        value = expected_calibration_error(probs, labels, mask=empty)
+    assert torch.isnan(value)
+    with pytest.warns(UserWarning, match="no voxel"):
+        assert torch.isnan(brier_score(probs, labels, mask=empty))
