@@ -12,7 +12,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 
 from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
 from monai_nacl.metrics.functional import calibration_values
-from monai_nacl.metrics.statistics import _as_tensor, hard_labels
+from monai_nacl.metrics.statistics import CalibrationStatistics, _as_tensor, hard_labels
 
 __all__ = ["evaluate_segmentation"]
 
@@ -86,10 +86,15 @@ def evaluate_segmentation(
     num_classes = prob_cases[0].shape[1]
     first = 0 if include_background else 1
     classes = list(range(first, num_classes))
+    # The metric's per-batch step only, never its buffers: those sync across ranks, and this call must stay
+    # rank-local (each rank of a distributed evaluation scores its own cases; the caller gathers the rows).
     calibration = SegmentationCalibrationMetric(num_bins=num_bins, region=region, per_case=True)
+    stat_vectors, case_values = [], []
     dsc, hd95, empty_pred, empty_ref = [], [], [], []
     for index, (p, y) in enumerate(zip(prob_cases, label_cases)):
-        calibration(y_pred=p, y=y)
+        vectors, values = calibration._compute_tensor(y_pred=p, y=y)
+        stat_vectors.append(vectors.sum(0))
+        case_values.append(values)
         reference = F.one_hot(hard_labels(y, tuple(p.shape)), num_classes).movedim(-1, 1).float()
         prediction = F.one_hot(p.argmax(1), num_classes).movedim(-1, 1).float()
         spatial_axes = tuple(range(2, p.ndim))
@@ -117,7 +122,8 @@ def evaluate_segmentation(
         "empty_prediction": torch.stack(empty_pred),
         "empty_reference": torch.stack(empty_ref),
     }
-    per_case.update(calibration.case_values())
+    values = torch.cat(case_values).double()
+    per_case.update({name: values[:, k] for k, name in enumerate(METRIC_NAMES)})
     mean: dict[str, float | torch.Tensor] = {
         "dsc": _nanmean(per_case["dsc"]),
         "hd95": _nanmean(per_case["hd95"]),
@@ -127,6 +133,9 @@ def evaluate_segmentation(
     mean["mean_hd95"] = float(_nanmean(mean["hd95"]))
     for name in METRIC_NAMES:
         mean[name] = float(_nanmean(per_case[name]))
-    pooled_values = calibration_values(calibration.pooled_statistics())
+    pooled_statistics = CalibrationStatistics.from_vector(
+        torch.stack(stat_vectors).sum(0), num_classes, num_bins, calibration.sub_bins
+    )
+    pooled_values = calibration_values(pooled_statistics)
     pooled = {name: float(pooled_values[name]) for name in METRIC_NAMES}
     return {"classes": classes, "per_case": per_case, "mean": mean, "pooled": pooled}

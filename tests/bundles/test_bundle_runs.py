@@ -224,11 +224,6 @@ def test_multi_process_training_writes_on_rank_zero(ddp_run: tuple[Path, dict]) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="monai_nacl.metrics.evaluate_segmentation syncs its per-case calibration metric across ranks "
-    "(Cumulative.get_buffer), so under torch.distributed every rank reports the first rank's case values",
-)
 def test_multi_process_evaluation(ddp_run: tuple[Path, dict], synthetic_3d: tuple[str, str]) -> None:
     out, common = ddp_run
     datalist = synthetic_3d[1]
