@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
-	$(PY) -m monai_nacl demo
+	$(PY) -m monai_nacl demo --temperature-scaling
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

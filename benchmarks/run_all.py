@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_losses  # noqa: E402
-import bench_metrics  # noqa: E402
+import bench_losses
+import bench_metrics
 
 
 def main(argv: list[str] | None = None) -> int:

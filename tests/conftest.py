@@ -6,6 +6,6 @@ import os
 
 os.environ.setdefault("MONAI_NACL_DATA", os.path.join(os.path.dirname(__file__), "..", ".cache", "test_data"))
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(1)
