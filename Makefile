@@ -17,6 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check monai_nacl tests benchmarks scripts
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
@@ -26,7 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check monai_nacl tests benchmarks
+	$(VENV)/bin/ruff check monai_nacl tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info
