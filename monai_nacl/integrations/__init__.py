@@ -1,0 +1,1 @@
+"""Integrations of the NACL bundles with the wider MONAI ecosystem (TorchScript export, MONAI Label)."""
