@@ -5,7 +5,7 @@ Command line: ``python -m monai_nacl.data {build-default,synthetic,datalist,chec
 
 from __future__ import annotations
 
-from monai_nacl.data.checks import DataProblem, check_datalist
+from monai_nacl.data.checks import DataProblem, check_cases, check_datalist
 from monai_nacl.data.datalist import (
     acdc_cases,
     brats_cases,
@@ -32,6 +32,7 @@ __all__ = [
     "acdc_cases",
     "brats_cases",
     "build_default_dataset",
+    "check_cases",
     "check_datalist",
     "default_dataset_dir",
     "ensure_default_dataset",

@@ -1,4 +1,5 @@
-"""Checks of a datalist before training: every file there, readable, consistent, and labels in range.
+"""Checks of a datalist before training, or of the cases of an evaluation or inference run: every file there,
+readable, consistent, and labels in range.
 
 Reads with nibabel (headers and arrays; no MONAI transforms), so a bundle can run the check at start-up.
 """
@@ -19,7 +20,7 @@ from nibabel.spatialimages import HeaderDataError
 
 from monai_nacl.data.files import SECTIONS, case_id, read_datalist
 
-__all__ = ["DataProblem", "check_datalist"]
+__all__ = ["DataProblem", "check_cases", "check_datalist"]
 
 AFFINE_TOLERANCE_MM = 1e-3
 _READ_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error)
@@ -212,6 +213,58 @@ def _check_entry(entry: Any, where: str, base_dir: Path, num_classes: int) -> li
     return checker.problems
 
 
+def _check_section(
+    cases: Sequence[Any], section: str, base_dir: Path, num_classes: int, first_seen: dict[Path, str]
+) -> list[list[DataProblem]]:
+    """The problems of each case of one section; ``first_seen`` (image path -> where) spans the sections."""
+    per_case = []
+    for index, entry in enumerate(cases):
+        image = entry.get("image") if isinstance(entry, Mapping) else None
+        first = image[0] if isinstance(image, list) and image else image
+        where = f"{section}[{index}]" + (f" {case_id(first)}" if isinstance(first, str) else "")
+        problems = _check_entry(entry, where, base_dir, num_classes)
+        if isinstance(first, str):
+            resolved = (base_dir / first).resolve()
+            if resolved in first_seen:
+                problems.append(
+                    DataProblem(
+                        where, first, "image listed twice", f"first as {first_seen[resolved]}",
+                        "list each case once, in one split only (training, validation or test)",
+                    )
+                )
+            first_seen.setdefault(resolved, where)
+        per_case.append(problems)
+    return per_case
+
+
+def _require_num_classes(num_classes: Any) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r}: give the number of classes including background, e.g. 3.")
+    return int(num_classes)
+
+
+def check_cases(
+    cases: Sequence[Any], num_classes: int, base_dir: PathLike | None = None, section: str = "cases"
+) -> list[list[DataProblem]]:
+    """Check each case of one list (a datalist section, or the inputs of an inference run); see :func:`check_datalist`.
+
+    Args:
+        cases: ``[{"image": ..., "label": ...}, ...]``; ``label`` (and ``soft_label``) are optional.
+        num_classes: number of classes including background (for the label values).
+        base_dir: folder that relative paths start from; default: the working directory.
+        section: name of the list in the problems' ``case`` (``"test[3] case_003"``).
+
+    Returns:
+        One list of problems per case, in the order of ``cases`` (an empty list: the case is fine). An image
+        listed twice is reported at its second occurrence.
+
+    Raises:
+        ValueError: if ``num_classes`` is not a positive integer.
+    """
+    base = Path.cwd() if base_dir is None else Path(base_dir)
+    return _check_section(cases, section, base, _require_num_classes(num_classes), {})
+
+
 def check_datalist(
     datalist: PathLike | Mapping[str, Any],
     num_classes: int,
@@ -237,8 +290,7 @@ def check_datalist(
     Raises:
         ValueError: if ``num_classes`` is not a positive integer.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r}: give the number of classes including background, e.g. 3.")
+    num_classes = _require_num_classes(num_classes)
     name = "datalist" if isinstance(datalist, Mapping) else str(datalist)
     try:
         data = read_datalist(datalist)
@@ -265,19 +317,6 @@ def check_datalist(
                 )
             )
             continue
-        for index, entry in enumerate(cases):
-            image = entry.get("image") if isinstance(entry, Mapping) else None
-            first = image[0] if isinstance(image, list) and image else image
-            where = f"{section}[{index}]" + (f" {case_id(first)}" if isinstance(first, str) else "")
-            problems += _check_entry(entry, where, base_dir, int(num_classes))
-            if isinstance(first, str):
-                resolved = (base_dir / first).resolve()
-                if resolved in first_seen:
-                    problems.append(
-                        DataProblem(
-                            where, first, "image listed twice", f"first as {first_seen[resolved]}",
-                            "list each case once, in one split only (training, validation or test)",
-                        )
-                    )
-                first_seen.setdefault(resolved, where)
+        for case_problems in _check_section(cases, section, base_dir, num_classes, first_seen):
+            problems += case_problems
     return problems

@@ -1,5 +1,5 @@
-"""Small components the bundles need besides losses, metrics and data: start-up checks, uncertainty maps,
-atomic writers and the evaluation report.
+"""Small components the bundles need besides losses, metrics and data: start-up checks, skipping unusable cases,
+uncertainty maps, atomic writers, the evaluation report and resuming an interrupted training.
 
 Bundle configs name them by dotted path (``monai_nacl.workflows.UncertaintyMapsd``).
 """
@@ -12,6 +12,7 @@ from monai_nacl.workflows.atomic_io import (
     atomic_write_text,
 )
 from monai_nacl.workflows.bundle_setup import (
+    as_flag,
     inference_inputs,
     locate_bundle,
     require_valid_datalist,
@@ -22,17 +23,33 @@ from monai_nacl.workflows.report import (
     case_name,
     flatten_case_metrics,
 )
+from monai_nacl.workflows.resume import (
+    LAST_CHECKPOINT,
+    BestMetricState,
+    LastCheckpointSaver,
+    ResumeCheckpointLoader,
+    last_checkpoint,
+)
+from monai_nacl.workflows.skipped_cases import SkippedCase, SkippedCases
 from monai_nacl.workflows.uncertainty import UncertaintyMapsd, uncertainty_maps
 
 __all__ = [
+    "LAST_CHECKPOINT",
     "AtomicNibabelWriter",
+    "BestMetricState",
+    "LastCheckpointSaver",
+    "ResumeCheckpointLoader",
     "SegmentationReportHandler",
+    "SkippedCase",
+    "SkippedCases",
     "UncertaintyMapsd",
+    "as_flag",
     "atomic_write",
     "atomic_write_text",
     "case_name",
     "flatten_case_metrics",
     "inference_inputs",
+    "last_checkpoint",
     "locate_bundle",
     "require_valid_datalist",
     "select_loss",

@@ -13,9 +13,34 @@ from pathlib import Path
 import torch
 from monai.config import PathLike
 
-__all__ = ["inference_inputs", "locate_bundle", "require_valid_datalist", "select_loss"]
+__all__ = ["as_flag", "inference_inputs", "locate_bundle", "require_valid_datalist", "select_loss"]
 
 _REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+_FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def as_flag(value: bool | int | str, name: str) -> bool:
+    """A yes/no bundle option as a ``bool``.
+
+    ``python -m monai.bundle run --check_data false`` hands the config the *string* ``"false"`` (fire parses
+    only Python literals such as ``False``), and a non-empty string is true in Python. Components that take a
+    yes/no option read it through this function, so ``true``/``false``, ``yes``/``no``, ``on``/``off``,
+    ``1``/``0`` in any case work as well as ``True``/``False``.
+
+    Args:
+        value: the option's value.
+        name: the option's id, for the error message.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
+        return _FLAG_WORDS[value.strip().lower()]
+    raise ValueError(f"--{name} {value!r} is not a yes/no value; pass --{name} true or --{name} false.")
 
 
 def _bundle_name(folder: Path) -> str | None:
@@ -71,9 +96,9 @@ def select_loss(losses: Mapping[str, torch.nn.Module], loss_name: str) -> torch.
 
 
 def require_valid_datalist(
-    datalist: PathLike, num_classes: int, base_dir: PathLike | None = None, enabled: bool = True
+    datalist: PathLike, num_classes: int, base_dir: PathLike | None = None, enabled: bool | str = True
 ) -> str:
-    """Run the data check on a datalist before training or evaluation and stop with a readable report.
+    """Run the data check on a datalist before training and stop with a readable report.
 
     The checks themselves are ``monai_nacl.data.check_datalist`` (files exist, images and labels share
     shape and affine, labels are integers in ``[0, num_classes)``, the splits are present...).
@@ -82,7 +107,7 @@ def require_valid_datalist(
         datalist: MSD-style JSON with ``training``/``validation``/``test`` lists of ``{"image", "label"}``.
         num_classes: number of classes including background (the bundle's ``num_classes``).
         base_dir: folder the datalist's relative paths start from (the bundle's ``dataset_dir``).
-        enabled: ``False`` skips the check (``--check_data false``).
+        enabled: ``False`` skips the check (``--check_data false``; read with :func:`as_flag`).
 
     Returns:
         ``datalist`` as a string, so a config can chain on it.
@@ -90,7 +115,7 @@ def require_valid_datalist(
     Raises:
         ValueError: listing every problem found, with the way to skip the check.
     """
-    if enabled:
+    if as_flag(enabled, "check_data"):
         from monai_nacl.data import check_datalist
 
         problems = check_datalist(datalist, num_classes, base_dir=base_dir)

@@ -21,6 +21,8 @@ from monai_nacl.workflows.atomic_io import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
+
+    from monai_nacl.workflows.skipped_cases import SkippedCases
 else:
     Engine, _ = optional_import(
         "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
@@ -85,8 +87,9 @@ class SegmentationReportHandler:
 
     - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`);
     - ``summary.json``: ``num_cases``, ``mean`` (over cases, NaN/empty cases left out) with ``num_valid`` per
-      column, ``pooled`` (calibration over every counted voxel of every case), ``num_bins``, ``region``;
-      undefined values are ``null``;
+      column, ``pooled`` (calibration over every counted voxel of every case), ``num_bins``, ``region`` and
+      ``skipped`` (the cases left out before the run, with the data check's findings); undefined values are
+      ``null``;
     - ``reliability.png``: the pooled reliability diagram (when matplotlib is installed).
 
     The items must hold softmax probabilities and integer labels on the same grid, e.g. after ``Invertd`` back
@@ -106,6 +109,8 @@ class SegmentationReportHandler:
         summary_filename: name of the summary.
         diagram_filename: name of the reliability diagram; ``None`` to skip it.
         output_transform: maps ``engine.state.output`` to the list of decollated items (default: itself).
+        skipped_cases: the run's :class:`~monai_nacl.workflows.SkippedCases`, whose cases ``summary.json`` lists
+            under ``skipped``; ``None``: none were skipped.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class SegmentationReportHandler:
         summary_filename: str = "summary.json",
         diagram_filename: str | None = "reliability.png",
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
+        skipped_cases: SkippedCases | None = None,
     ) -> None:
         from monai_nacl.metrics import SegmentationCalibrationMetric
 
@@ -137,6 +143,7 @@ class SegmentationReportHandler:
         self.summary_filename = summary_filename
         self.diagram_filename = diagram_filename
         self.output_transform = output_transform
+        self.skipped_cases = skipped_cases
         self.pooled = SegmentationCalibrationMetric(num_bins=num_bins, region=region)
         self.rows: list[dict[str, Any]] = []
 
@@ -205,6 +212,7 @@ class SegmentationReportHandler:
             "pooled": pooled,
             "num_bins": self.num_bins,
             "region": self.region,
+            "skipped": self.skipped_cases.records() if self.skipped_cases is not None else [],
         }
 
     def write(self, engine: Engine | None = None) -> dict[str, Any]:

@@ -22,21 +22,25 @@ from ignite.handlers import DiskSaver
 from monai.engines import Workflow
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
+from monai_nacl.workflows.bundle_setup import as_flag
+
+__all__ = ["LAST_CHECKPOINT", "BestMetricState", "LastCheckpointSaver", "ResumeCheckpointLoader", "last_checkpoint"]
+
 LAST_CHECKPOINT = "checkpoint_last.pt"
 
 
-def last_checkpoint(ckpt_dir: str, resume: bool) -> str:
+def last_checkpoint(ckpt_dir: str, resume: bool | str) -> str:
     """Path of the last full checkpoint in ``ckpt_dir``; with ``resume`` it must exist.
 
     Args:
         ckpt_dir: the bundle's checkpoint folder (``ckpt_dir``).
-        resume: whether the run resumes from that checkpoint (``--resume true``).
+        resume: whether the run resumes from that checkpoint (``--resume true``; read with ``as_flag``).
 
     Raises:
         ValueError: ``resume`` is true and ``ckpt_dir/checkpoint_last.pt`` does not exist.
     """
     path = os.path.join(ckpt_dir, LAST_CHECKPOINT)
-    if resume and not os.path.isfile(path):
+    if as_flag(resume, "resume") and not os.path.isfile(path):
         raise ValueError(
             f"--resume true, but there is no checkpoint to resume from: {path} does not exist. Pass the ckpt_dir of "
             "the interrupted run (--ckpt_dir DIR), or start afresh without --resume."
@@ -136,7 +140,8 @@ class ResumeCheckpointLoader(CheckpointLoader):
         load_path: the checkpoint, e.g. from :func:`last_checkpoint`.
         load_dict: objects to restore (network, optimizer, lr_scheduler, ...), by the keys they were saved under.
         engine_key: key of the engine's state in the checkpoint (as in :class:`LastCheckpointSaver`).
-        enabled: load only when true (``--resume true``); when false, ``attach`` attaches nothing.
+        enabled: load only when true (``--resume true``; read with ``as_flag``); when false, ``attach`` attaches
+            nothing.
         kwargs: other ``CheckpointLoader`` arguments (``map_location``, ``strict``, ...).
     """
 
@@ -145,12 +150,12 @@ class ResumeCheckpointLoader(CheckpointLoader):
         load_path: str,
         load_dict: Mapping[str, Any],
         engine_key: str = "trainer",
-        enabled: bool = True,
+        enabled: bool | str = True,
         **kwargs: Any,
     ):
         super().__init__(load_path=load_path, load_dict=dict(load_dict), **kwargs)
         self.engine_key = engine_key
-        self.enabled = enabled
+        self.enabled = as_flag(enabled, "resume")
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:

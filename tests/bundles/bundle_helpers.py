@@ -1,10 +1,17 @@
-"""Helpers of the bundle tests: paths, and running a bundle in-process as `python -m monai.bundle run` would."""
+"""Helpers of the bundle tests: paths, running a bundle in-process as `python -m monai.bundle run` would, and checking
+an evaluation's files against independent NumPy computations."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES_DIR = REPO / "bundles"
@@ -35,3 +42,66 @@ def split_list(datalist: str | Path, split: str, count: int) -> str:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+CSV_COLUMNS = ["case", "dsc_1", "dsc_2", "hd95_1", "hd95_2", "mean_dsc", "ece", "cece", "ace", "cace", "mce", "nll",
+               "brier"]  # fmt: skip
+SUMMARY_KEYS = {"num_cases", "mean", "num_valid", "pooled", "num_bins", "region", "skipped"}
+MAPS = ("seg", "max_prob", "entropy")
+
+
+def numpy_dice(pred: np.ndarray, label: np.ndarray, k: int) -> float:
+    p, g = pred == k, label == k
+    return 2.0 * np.logical_and(p, g).sum() / (p.sum() + g.sum())
+
+
+def numpy_foreground_ece(conf: np.ndarray, pred: np.ndarray, label: np.ndarray, num_bins: int = 15) -> float:
+    """Top-label ECE over label != 0 voxels, equal-width bins (lower, upper]."""
+    fg = label != 0
+    conf, correct = conf[fg].astype(np.float64), (pred[fg] == label[fg]).astype(np.float64)
+    bins = np.clip(np.ceil(conf * num_bins).astype(int) - 1, 0, num_bins - 1)
+    total = 0.0
+    for b in range(num_bins):
+        members = bins == b
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - conf[members].mean())
+    return total / fg.sum()
+
+
+def check_evaluation(
+    output_dir: Path, dataset_dir: str, cases: list[dict[str, str]], skipped: tuple[str, ...] = ()
+) -> list[dict[str, str]]:
+    """Check metrics.csv, summary.json, the diagram and the NIfTI maps of the evaluated ``cases`` (datalist entries,
+    paths relative to ``dataset_dir`` or absolute), and that summary.json lists the ``skipped`` cases; return the
+    rows."""
+    num_cases = len(cases)
+    with open(output_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == CSV_COLUMNS and len(rows) == num_cases
+    summary = read_json(output_dir / "summary.json")
+    assert set(summary) == SUMMARY_KEYS and summary["num_cases"] == num_cases
+    assert [s["case"] for s in summary["skipped"]] == list(skipped)
+    assert set(summary["pooled"]) == {"ece", "cece", "ace", "cace", "mce", "nll", "brier"}
+    assert (output_dir / "reliability.png").stat().st_size > 1000
+    assert not [p for p in output_dir.rglob(".*") if p.is_file()], "temporary files left behind"
+    by_name = {row["case"]: row for row in rows}
+    assert set(by_name) == {os.path.basename(c["image"]).split(".nii")[0] for c in cases}
+    for case in cases:
+        row = by_name[os.path.basename(case["image"]).split(".nii")[0]]
+        image = nib.load(os.path.join(dataset_dir, case["image"]))
+        label = np.asarray(nib.load(os.path.join(dataset_dir, case["label"])).dataobj).astype(int)
+        maps = {m: nib.load(output_dir / "predictions" / f"{row['case']}_{m}.nii.gz") for m in MAPS}
+        for m, img in maps.items():
+            assert img.shape[:3] == image.shape[:3], m
+            np.testing.assert_allclose(img.affine, image.affine, atol=1e-4)
+        seg = np.asarray(maps["seg"].dataobj).astype(int).reshape(label.shape)
+        conf = np.asarray(maps["max_prob"].dataobj).reshape(label.shape)
+        entropy = np.asarray(maps["entropy"].dataobj)
+        assert conf.min() >= 1 / 3 - 1e-5 and conf.max() <= 1 + 1e-5
+        assert entropy.min() >= -1e-6 and entropy.max() <= 1 + 1e-5
+        for k in (1, 2):
+            assert float(row[f"dsc_{k}"]) == pytest.approx(numpy_dice(seg, label, k), abs=1e-5)
+        assert float(row["ece"]) == pytest.approx(numpy_foreground_ece(conf, seg, label), abs=2e-4)
+    if num_cases == 1:
+        assert summary["pooled"]["ece"] == pytest.approx(float(rows[0]["ece"]), rel=1e-9)
+    return rows

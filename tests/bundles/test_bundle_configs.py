@@ -65,7 +65,8 @@ def test_model_zoo_ids(bundle: str) -> None:
 
 
 def test_bundles_share_conventions() -> None:
-    """Same top-level ids, same loss dictionary and identical evaluate / multi-GPU fragments in every bundle."""
+    """Same top-level ids, same loss dictionary, same skipping of unusable inference inputs and identical evaluate /
+    multi-GPU fragments in every bundle."""
     first = load(BUNDLES[0], "train.yaml")
     for bundle in BUNDLES[1:]:
         other = load(bundle, "train.yaml")
@@ -73,6 +74,9 @@ def test_bundles_share_conventions() -> None:
         assert other["losses"] == first["losses"]
         assert other["train#handlers"] == first["train#handlers"]
         assert other["validate#handlers"] == first["validate#handlers"]
+        inference, first_inference = load(bundle, "inference.yaml"), load(BUNDLES[0], "inference.yaml")
+        for key in ("check_data", "skipped_cases", "dataset", "finalize"):  # unusable inputs are skipped alike
+            assert inference[key] == first_inference[key], f"{bundle}/inference.yaml: {key} differs"
         for name in ("evaluate.yaml", "multi_gpu_train.yaml", "multi_gpu_evaluate.yaml", "logging.conf"):
             text = (BUNDLES_DIR / bundle / "configs" / name).read_text()
             assert text == (BUNDLES_DIR / BUNDLES[0] / "configs" / name).read_text(), f"{bundle}/{name} differs"

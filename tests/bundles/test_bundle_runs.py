@@ -6,7 +6,6 @@ wrote and the labels on disk (Dice per class, top-label ECE over foreground voxe
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -16,64 +15,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_helpers import BUNDLES_DIR, config_path, read_json, run_bundle, split_list
-
-CSV_COLUMNS = ["case", "dsc_1", "dsc_2", "hd95_1", "hd95_2", "mean_dsc", "ece", "cece", "ace", "cace", "mce", "nll",
-               "brier"]  # fmt: skip
-SUMMARY_KEYS = {"num_cases", "mean", "num_valid", "pooled", "num_bins", "region"}
-MAPS = ("seg", "max_prob", "entropy")
-
-
-def numpy_dice(pred: np.ndarray, label: np.ndarray, k: int) -> float:
-    p, g = pred == k, label == k
-    return 2.0 * np.logical_and(p, g).sum() / (p.sum() + g.sum())
-
-
-def numpy_foreground_ece(conf: np.ndarray, pred: np.ndarray, label: np.ndarray, num_bins: int = 15) -> float:
-    """Top-label ECE over label != 0 voxels, equal-width bins (lower, upper]."""
-    fg = label != 0
-    conf, correct = conf[fg].astype(np.float64), (pred[fg] == label[fg]).astype(np.float64)
-    bins = np.clip(np.ceil(conf * num_bins).astype(int) - 1, 0, num_bins - 1)
-    total = 0.0
-    for b in range(num_bins):
-        members = bins == b
-        if members.any():
-            total += members.sum() * abs(correct[members].mean() - conf[members].mean())
-    return total / fg.sum()
-
-
-def check_evaluation(output_dir: Path, dataset_dir: str, datalist: str, num_cases: int) -> list[dict[str, str]]:
-    """Check metrics.csv, summary.json, the diagram and the NIfTI maps; return the CSV rows."""
-    with open(output_dir / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert list(rows[0]) == CSV_COLUMNS and len(rows) == num_cases
-    summary = read_json(output_dir / "summary.json")
-    assert set(summary) == SUMMARY_KEYS and summary["num_cases"] == num_cases
-    assert set(summary["pooled"]) == {"ece", "cece", "ace", "cace", "mce", "nll", "brier"}
-    assert (output_dir / "reliability.png").stat().st_size > 1000
-    assert not [p for p in output_dir.rglob(".*") if p.is_file()], "temporary files left behind"
-    cases = read_json(datalist)["test"][:num_cases]
-    by_name = {row["case"]: row for row in rows}
-    assert set(by_name) == {os.path.basename(c["image"]).split(".nii")[0] for c in cases}
-    for case in cases:
-        row = by_name[os.path.basename(case["image"]).split(".nii")[0]]
-        image = nib.load(os.path.join(dataset_dir, case["image"]))
-        label = np.asarray(nib.load(os.path.join(dataset_dir, case["label"])).dataobj).astype(int)
-        maps = {m: nib.load(output_dir / "predictions" / f"{row['case']}_{m}.nii.gz") for m in MAPS}
-        for m, img in maps.items():
-            assert img.shape[:3] == image.shape[:3], m
-            np.testing.assert_allclose(img.affine, image.affine, atol=1e-4)
-        seg = np.asarray(maps["seg"].dataobj).astype(int).reshape(label.shape)
-        conf = np.asarray(maps["max_prob"].dataobj).reshape(label.shape)
-        entropy = np.asarray(maps["entropy"].dataobj)
-        assert conf.min() >= 1 / 3 - 1e-5 and conf.max() <= 1 + 1e-5
-        assert entropy.min() >= -1e-6 and entropy.max() <= 1 + 1e-5
-        for k in (1, 2):
-            assert float(row[f"dsc_{k}"]) == pytest.approx(numpy_dice(seg, label, k), abs=1e-5)
-        assert float(row["ece"]) == pytest.approx(numpy_foreground_ece(conf, seg, label), abs=2e-4)
-    if num_cases == 1:
-        assert summary["pooled"]["ece"] == pytest.approx(float(rows[0]["ece"]), rel=1e-9)
-    return rows
+import torch
+from bundle_helpers import (
+    BUNDLES_DIR,
+    MAPS,
+    check_evaluation,
+    config_path,
+    numpy_dice,
+    numpy_foreground_ece,
+    read_json,
+    run_bundle,
+    split_list,
+)
+from monai.bundle import ConfigParser
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +69,7 @@ def test_unet2d_trains_and_evaluates_on_default_data(unet2d_run: Path, default_d
     assert (unet2d_run / "models" / "model.pt").is_file()
     assert list(unet2d_run.glob("events.out.tfevents.*"))
     assert list((unet2d_run / "reliability").glob("reliability_epoch0001.png"))
-    check_evaluation(unet2d_run, *default_data, num_cases=1)
+    check_evaluation(unet2d_run, default_data[0], read_json(default_data[1])["test"][:1])
 
 
 @pytest.mark.slow
@@ -169,7 +123,7 @@ def test_3d_bundle_trains_and_evaluates(
     run_bundle(
         bundle, ["train.yaml", "evaluate.yaml"], **common, **{"validate#dataset#data": split_list(datalist, "test", 1)}
     )
-    check_evaluation(tmp_path, dataset_dir, datalist, num_cases=1)
+    check_evaluation(tmp_path, dataset_dir, read_json(datalist)["test"][:1])
 
 
 def test_data_check_stops_with_a_report(tmp_path: Path, synthetic_3d: tuple[str, str]) -> None:
@@ -223,10 +177,56 @@ def test_multi_process_training_writes_on_rank_zero(ddp_run: tuple[Path, dict]) 
     assert len(list((out / "reliability").glob("*.png"))) == 1
 
 
+def logged_scalars(output_dir: Path, tag: str) -> dict[int, float]:
+    """``{step: value}`` of a TensorBoard scalar written under ``output_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values = {}
+    for events in output_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            values.update({e.step: e.value for e in accumulator.Scalars(tag)})
+    return values
+
+
+@pytest.mark.slow
+def test_multi_process_validation_pools_metrics_over_ranks(
+    ddp_run: tuple[Path, dict], synthetic_3d: tuple[str, str]
+) -> None:
+    """Each rank validated one of the two cases; the logged ECE and Dice are those of both cases together: equal to
+    NumPy over both cases' voxels, computed in this one process with the saved model (not to either case alone)."""
+    out, _ = ddp_run
+    dataset_dir, datalist = synthetic_3d
+    parser = ConfigParser()
+    parser.read_config(config_path("unet2d_nacl", "train.yaml"))
+    parser.update({"dataset_dir": dataset_dir, "datalist": datalist, "device": "$torch.device('cpu')"})
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(out / "models" / "model.pt", map_location="cpu", weights_only=True))
+    network.eval()
+    preprocessing = parser.get_parsed_content("validate#preprocessing")
+    inferer = parser.get_parsed_content("validate#inferer")
+    conf, seg, label, dice = [], [], [], []
+    for case in read_json(datalist)["validation"][:2]:
+        item = preprocessing({k: os.path.join(dataset_dir, case[k]) for k in ("image", "label")})
+        with torch.no_grad():
+            probs = torch.softmax(inferer(item["image"][None], network), dim=1)[0].numpy()
+        conf.append(probs.max(0).ravel())
+        seg.append(probs.argmax(0).ravel())
+        label.append(item["label"][0].numpy().astype(int).ravel())
+        dice += [numpy_dice(seg[-1], label[-1], k) for k in (1, 2)]
+    pooled_ece = numpy_foreground_ece(np.concatenate(conf), np.concatenate(seg), np.concatenate(label))
+    first_case_ece = numpy_foreground_ece(conf[0], seg[0], label[0])
+    assert abs(first_case_ece - pooled_ece) > 1e-3, "the two cases must differ for this test to tell pooled from not"
+    assert logged_scalars(out, "val_ece") == {1: pytest.approx(pooled_ece, abs=1e-5)}
+    checkpoint = torch.load(out / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["validation"]["best_metric"] == pytest.approx(np.mean(dice), abs=1e-5)  # MeanDice, both cases
+
+
 @pytest.mark.slow
 def test_multi_process_evaluation(ddp_run: tuple[Path, dict], synthetic_3d: tuple[str, str]) -> None:
     out, common = ddp_run
     datalist = synthetic_3d[1]
-    torchrun(["train.yaml", "evaluate.yaml", "multi_gpu_evaluate.yaml"],
-             {**common, "validate#dataset#data": split_list(datalist, "test", 2)})  # fmt: skip
-    check_evaluation(out, *synthetic_3d, num_cases=2)
+    checked = f"$@skipped_cases.usable({split_list(datalist, 'test', 2)[1:]})"  # each rank checks the list
+    torchrun(["train.yaml", "evaluate.yaml", "multi_gpu_evaluate.yaml"], {**common, "validate#dataset#data": checked})
+    check_evaluation(out, synthetic_3d[0], read_json(synthetic_3d[1])["test"][:2])

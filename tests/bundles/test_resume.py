@@ -7,32 +7,40 @@ diagrams (one per validated epoch, so a redone epoch would show) and the weights
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from bundle_helpers import run_bundle, split_list
+from bundle_helpers import BUNDLES_DIR, run_bundle, split_list
 
 EPOCH_LENGTH = 2
 
 
-def train(out: Path, synthetic_3d: tuple[str, str], **overrides: object) -> None:
+def settings(out: Path, synthetic_3d: tuple[str, str]) -> dict[str, object]:
+    """The tiny schedule of these runs, written to ``out`` (checkpoints in ``out/models``)."""
     dataset_dir, datalist = synthetic_3d
-    run_bundle(
-        "unet2d_nacl",
-        ["train.yaml"],
-        dataset_dir=dataset_dir,
-        datalist=datalist,
-        output_dir=str(out),
-        ckpt_dir=str(out / "models"),
-        val_interval=1,
-        batch_size=1,
-        num_samples=2,
-        cache_rate=0.0,
-        **{"train#trainer#epoch_length": EPOCH_LENGTH, "validate#dataset#data": split_list(datalist, "validation", 1)},
-        **overrides,
-    )
+    return {
+        "dataset_dir": dataset_dir,
+        "datalist": datalist,
+        "output_dir": str(out),
+        "ckpt_dir": str(out / "models"),
+        "val_interval": 1,
+        "batch_size": 1,
+        "num_samples": 2,
+        "cache_rate": 0.0,
+        "train#trainer#epoch_length": EPOCH_LENGTH,
+        "validate#dataset#data": split_list(datalist, "validation", 1),
+    }
+
+
+def train(out: Path, synthetic_3d: tuple[str, str], **overrides: object) -> None:
+    run_bundle("unet2d_nacl", ["train.yaml"], **{**settings(out, synthetic_3d), **overrides})
 
 
 def load(path: Path) -> dict:
@@ -94,6 +102,77 @@ def test_resume_continues_with_the_next_epoch(one_epoch_runs: tuple[Path, Path],
         assert best_2["best_metric_epoch"] == 2
     # both files are complete and load into the network; no temporary file is left behind
     network = unet2d()
+    network.load_state_dict(load(models / "model.pt"))
+    network.load_state_dict(resumed["network"])
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
+
+
+def start_paused_in_epoch_2(out: Path, synthetic_3d: tuple[str, str], log: Path) -> subprocess.Popen:
+    """``python -m monai.bundle run`` of a 3-epoch training that, after the first iteration of epoch 2, writes
+    ``out/paused`` and sleeps, so that a kill lands in the middle of epoch 2 whatever the machine's speed."""
+    pause = (
+        f"$@train#trainer.add_event_handler(Events.ITERATION_COMPLETED(once={EPOCH_LENGTH + 1}), lambda engine: "
+        "(open(os.path.join(@output_dir, 'paused'), 'w').close(), time.sleep(600)))"
+    )
+    run = ["$import time", "$from ignite.engine import Events", pause, "$@train#trainer.run()"]
+    overrides = {**settings(out, synthetic_3d), "max_epochs": 3, "seed": 3, "run": repr(run)}
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml"]
+    for key, value in overrides.items():
+        command += [f"--{key}", str(value)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            command, cwd=BUNDLES_DIR / "unet2d_nacl", env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_in_the_middle_of_an_epoch(tmp_path: Path, synthetic_3d: tuple[str, str]) -> None:
+    """SIGKILL in epoch 2 of 3, then ``--resume true``: epoch 1 is not redone, epoch 2 restarts from epoch 1's
+    state, the run reaches epoch 3, the files load, and the best metric of epoch 1 is carried over."""
+    models, log = tmp_path / "models", tmp_path / "killed_run.log"
+    process = start_paused_in_epoch_2(tmp_path, synthetic_3d, log)
+    deadline = time.monotonic() + 300
+    try:
+        while not (tmp_path / "paused").exists():
+            assert process.poll() is None, f"the run ended ({process.returncode}) unkilled:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"the run did not reach epoch 2 in 300 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    # what the killed run left: epoch 1's complete files, no temporary file, epoch 2's first step not saved
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
+    killed = load(models / "checkpoint_last.pt")
+    assert killed["trainer"]["iteration"] == EPOCH_LENGTH and adam_steps(killed) == {EPOCH_LENGTH}
+    assert killed["validation"]["best_metric_epoch"] == 1
+    network = unet2d()
+    network.load_state_dict(load(models / "model.pt"))
+    network.load_state_dict(killed["network"])
+    (tmp_path / "reliability" / "reliability_epoch0001.png").unlink()  # a redone epoch 1 would write it again
+    shutil.copy(models / "model.pt", tmp_path / "model_epoch1.pt")
+
+    train(tmp_path, synthetic_3d, max_epochs=3, seed=3, resume="true")  # the string `--resume true` passes
+
+    resumed = load(models / "checkpoint_last.pt")
+    assert resumed["trainer"]["iteration"] == 3 * EPOCH_LENGTH and resumed["trainer"]["max_epochs"] == 3
+    assert adam_steps(resumed) == {3 * EPOCH_LENGTH}  # epochs 2 and 3 on top of epoch 1's optimizer state
+    assert resumed["lr_scheduler"]["last_epoch"] == 3
+    assert sorted(p.name for p in (tmp_path / "reliability").glob("*.png")) == [
+        "reliability_epoch0002.png",
+        "reliability_epoch0003.png",
+    ]
+    best_1, best = killed["validation"], resumed["validation"]
+    assert best["best_metric"] >= best_1["best_metric"]
+    if best["best_metric_epoch"] == 1:  # neither epoch 2 nor 3 was better: epoch 1's model.pt stays
+        assert best["best_metric"] == best_1["best_metric"]
+        assert all(torch.equal(v, load(tmp_path / "model_epoch1.pt")[k]) for k, v in load(models / "model.pt").items())
+    else:
+        assert best["best_metric_epoch"] in (2, 3)
     network.load_state_dict(load(models / "model.pt"))
     network.load_state_dict(resumed["network"])
     assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]

@@ -14,6 +14,7 @@ from monai.data import MetaTensor
 
 from monai_nacl.workflows import (
     UncertaintyMapsd,
+    as_flag,
     atomic_write,
     atomic_write_text,
     case_name,
@@ -76,6 +77,17 @@ def test_select_loss() -> None:
     assert select_loss(losses, "nacl") is losses["nacl"]
     with pytest.raises(ValueError, match=r"unknown loss_name 'svls'; choose one of \['ce', 'nacl'\]"):
         select_loss(losses, "svls")
+
+
+def test_as_flag_reads_command_line_words() -> None:
+    """`--check_data false` reaches the config as the string 'false', which Python would take as true."""
+    for value in (True, 1, "true", "True", "YES", " on "):
+        assert as_flag(value, "check_data") is True
+    for value in (False, 0, "false", "False", "no", "OFF", "0"):
+        assert as_flag(value, "check_data") is False
+    for value in ("maybe", "", 2, None):
+        with pytest.raises(ValueError, match="--resume .* is not a yes/no value; pass --resume true or --resume false"):
+            as_flag(value, "resume")
 
 
 def test_locate_bundle_from_several_working_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

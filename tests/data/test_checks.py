@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monai_nacl.data import DataProblem, check_datalist
+from monai_nacl.data import DataProblem, check_cases, check_datalist
 from monai_nacl.data.__main__ import main
 
 SHAPE = (8, 9, 10)
@@ -127,6 +127,21 @@ def test_missing_file_sections_and_duplicates(dataset: tuple[Path, dict]) -> Non
     assert _only(check_datalist({"cases": []}, 3)).problem == "no case lists"
     with pytest.raises(ValueError, match="num_classes"):
         check_datalist(data, 0)
+
+
+def test_check_cases_reports_per_case(dataset: tuple[Path, dict]) -> None:
+    """One list of problems per case, in order, for a list of entries with absolute paths (no labels needed)."""
+    folder, data = dataset
+    path = folder / "img/c1.nii.gz"
+    path.write_bytes(path.read_bytes()[:-200])
+    cases = [{"image": str(folder / c["image"])} for c in data["training"] + data["test"]]
+    cases.append(dict(cases[0]))
+    per_case = check_cases(cases, 3, section="inputs")
+    assert [len(p) for p in per_case] == [0, 1, 0, 1]
+    assert per_case[1][0].case == "inputs[1] c1" and per_case[1][0].problem == "truncated or corrupt image data"
+    assert per_case[3][0].problem == "image listed twice" and per_case[3][0].value == "first as inputs[0] c0"
+    with pytest.raises(ValueError, match="num_classes=0"):
+        check_cases(cases, 0)
 
 
 def test_multichannel_image_and_soft_label(dataset: tuple[Path, dict], write_nifti: Callable[..., Path]) -> None:

@@ -10,7 +10,7 @@ import yaml
 from monai.apps.auto3dseg import BundleAlgo
 from monai.bundle import ConfigParser
 
-from monai_nacl.integrations.auto3dseg import OVERRIDE_FILE, inject_loss
+from monai_nacl.integrations.auto3dseg import OVERRIDE_FILE, inject_loss, loss_key
 from monai_nacl.losses import NeighborAwareLoss, create_calibration_loss
 
 HYPER = {
@@ -19,15 +19,18 @@ HYPER = {
 }
 
 
+def _algorithm(algo: Path, hyper: dict) -> None:
+    """A folder laid out as ``BundleGen.generate`` writes one: ``<template>_<fold>/{configs,scripts}``."""
+    (algo / "scripts").mkdir(parents=True)
+    (algo / "scripts" / "train.py").write_text("")
+    (algo / "configs").mkdir()
+    (algo / "configs" / "hyper_parameters.yaml").write_text(yaml.safe_dump(hyper))
+    (algo / "configs" / "network.yaml").write_text(yaml.safe_dump({"network": {"_target_": "torch.nn.Identity"}}))
+
+
 def _generated_like(work_dir: Path) -> None:
-    """Folders laid out as ``BundleGen.generate`` writes them: ``<template>_<fold>/{configs,scripts}``."""
     for template, hyper in HYPER.items():
-        algo = work_dir / f"{template}_0"
-        (algo / "scripts").mkdir(parents=True)
-        (algo / "scripts" / "train.py").write_text("")
-        (algo / "configs").mkdir()
-        (algo / "configs" / "hyper_parameters.yaml").write_text(yaml.safe_dump(hyper))
-        (algo / "configs" / "network.yaml").write_text(yaml.safe_dump({"network": {"_target_": "torch.nn.Identity"}}))
+        _algorithm(work_dir / f"{template}_0", hyper)
 
 
 def _merged_as_bundle_algo(algo: Path) -> tuple[dict, list[str]]:
@@ -73,6 +76,26 @@ def test_inject_component_dict_into_one_algo(tmp_path: Path) -> None:
     assert merged["loss"]["alpha"] == 0.05
 
 
+def test_loss_entry_is_found_in_the_configs(tmp_path: Path) -> None:
+    """Where the algorithm's configs hold the loss wins over its name: swinunetr templates of older MONAI releases
+    hold ``training#loss``; a custom template, whatever its name, is served too."""
+    _algorithm(tmp_path / "swinunetr_0", {"training": {"loss": {"_target_": "DiceFocalLoss"}, "num_epochs": 2}})
+    _algorithm(tmp_path / "mynet_0", {"loss": {"_target_": "DiceLoss"}})
+    assert [loss_key(tmp_path / a) for a in ("swinunetr_0", "mynet_0")] == ["training#loss", "loss"]
+    inject_loss(tmp_path, "nacl")
+
+    swin, _ = _merged_as_bundle_algo(tmp_path / "swinunetr_0")
+    assert "loss" not in swin and swin["training"]["num_epochs"] == 2
+    assert isinstance(ConfigParser(swin).get_parsed_content("training#loss"), NeighborAwareLoss)
+    mynet, _ = _merged_as_bundle_algo(tmp_path / "mynet_0")
+    assert isinstance(ConfigParser(mynet).get_parsed_content("loss"), NeighborAwareLoss)
+    # template= fixes the entry whatever the configs hold
+    (written,) = inject_loss(tmp_path / "swinunetr_0", "nacl", template="swinunetr")
+    assert list(yaml.safe_load(written.read_text())) == ["loss"]
+    # the injected file is left out when looking for the entry (read, it would add `loss` beside `training#loss`)
+    assert loss_key(tmp_path / "swinunetr_0") == "training#loss"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -85,6 +108,22 @@ def test_bad_input(tmp_path: Path, kwargs: dict, match: str) -> None:
     _generated_like(tmp_path)
     with pytest.raises(ValueError, match=match):
         inject_loss(tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "hyper"),
+    [
+        ("segresnet_0", {"sigmoid": True, "loss": {"_target_": "DiceCELoss"}}),
+        ("dints_0", {"training": {"softmax": False, "loss": {"_target_": "DiceFocalLoss"}}}),
+    ],
+)
+def test_sigmoid_algorithms_are_refused(tmp_path: Path, name: str, hyper: dict) -> None:
+    """Overlapping binary channels are no class distribution: nothing is written, and the user is told why."""
+    _generated_like(tmp_path)
+    (tmp_path / name / "configs" / "hyper_parameters.yaml").write_text(yaml.safe_dump(hyper))
+    with pytest.raises(ValueError, match="sigmoid outputs"):
+        inject_loss(tmp_path)
+    assert not list(tmp_path.glob(f"*/configs/{OVERRIDE_FILE}"))
 
 
 def test_no_algorithms(tmp_path: Path) -> None:
