@@ -142,3 +142,16 @@ def test_multi_gpu_fragment_wires_distributed_parts() -> None:
     disabled = [h["_target_"] for h in merged["train#handlers"] if "_disabled_" in h]
     assert disabled == ["StatsHandler", "TensorBoardStatsHandler"]
     assert all("_disabled_" in h for h in merged["validate#handlers"])
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("value,expected", [("false", False), ("True", True), (False, False)])
+def test_amp_flag_from_the_command_line(bundle: str, value: object, expected: bool) -> None:
+    """``--amp false`` reaches the config as the string "false"; the engines must still see ``False``."""
+    train = load(bundle, "train.yaml")
+    train["amp"] = value
+    assert train.get_parsed_content("train#trainer#amp", instantiate=False) is expected
+    assert train.get_parsed_content("validate#evaluator#amp", instantiate=False) is expected
+    inference = load(bundle, "inference.yaml")
+    inference["amp"] = value
+    assert inference.get_parsed_content("evaluator#amp", instantiate=False) is expected

@@ -98,15 +98,17 @@ def test_unet2d_inference_cli_matches_evaluation(unet2d_run: Path, default_data:
     "bundle,overrides",
     [
         ("unet3d_nacl", {"train#trainer#epoch_length": 2, "num_samples": 1}),
-        ("swinunetr_nacl", {"train#trainer#epoch_length": 1, "num_samples": 1, "feature_size": 12}),
+        # 4 mm voxels: one 64^3 window covers the whole brain, so CPU inference of SwinUNETR takes seconds
+        ("swinunetr_nacl", {"train#trainer#epoch_length": 1, "num_samples": 1, "feature_size": 12, "pixdim": [4.0] * 3}),
     ],
 )
-def test_3d_bundle_trains_and_evaluates(
-    bundle: str, overrides: dict, synthetic_3d: tuple[str, str], tmp_path: Path
+def test_3d_bundle_trains_and_evaluates_on_default_data(
+    bundle: str, overrides: dict, default_data: tuple[str, str], tmp_path: Path
 ) -> None:
-    dataset_dir, datalist = synthetic_3d
+    """Each 3D bundle trains (a few steps, loss nacl) and evaluates one whole test volume of the default dataset."""
+    dataset_dir, datalist = default_data
     common = {"output_dir": str(tmp_path), "ckpt_dir": str(tmp_path / "models"), "dataset_dir": dataset_dir,
-              "datalist": datalist, "roi_size": [64, 64, 64]}  # fmt: skip
+              "datalist": datalist, "roi_size": [64, 64, 64], **overrides}  # fmt: skip
     run_bundle(
         bundle,
         ["train.yaml"],
@@ -116,7 +118,6 @@ def test_3d_bundle_trains_and_evaluates(
         batch_size=1,
         cache_rate=0.0,
         **{"validate#dataset#data": split_list(datalist, "validation", 1)},
-        **overrides,
         **common,
     )
     assert (tmp_path / "models" / "model.pt").is_file()
