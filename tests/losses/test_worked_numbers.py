@@ -43,3 +43,22 @@ LABELS = torch.tensor([[[1, 1, 1, 1], [1, 1, 1, 0], [0, 0, 1, 0], [0, 1, 0, 0]]]
 def test_worked_example(loss, expected):
     assert loss(LOGITS, LABELS).item() == pytest.approx(expected, abs=1e-4)
     assert loss(LOGITS.repeat(4, 1, 1, 1), LABELS.repeat(4, 1, 1)[:, None]).item() == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("alpha,num_classes", [(0.1, 3), (0.05, 3), (0.1, 4)])
+def test_confidence_cap_in_a_homogeneous_window(alpha: float, num_classes: int) -> None:
+    """Free logits minimising NACL on a one-class image reach ``softmax_y = 1 - alpha / C`` (derivation in the
+    class's note), not 1 as cross-entropy would: the mechanism behind NACL's under-confidence on easy voxels."""
+    torch.manual_seed(0)
+    loss = NeighborAwareLoss(alpha=alpha, border="replicate")  # tau = e_y everywhere, edges included
+    logits = torch.zeros(1, num_classes, 4, 4, requires_grad=True)
+    labels = torch.ones(1, 1, 4, 4, dtype=torch.long)
+    optimizer = torch.optim.Adam([logits], lr=0.1)
+    for _ in range(1500):
+        optimizer.zero_grad()
+        loss(logits, labels).backward()
+        optimizer.step()
+    probs = logits.detach().softmax(1)
+    assert probs[:, 1].mean().item() == pytest.approx(1 - alpha / num_classes, abs=5e-4)
+    others = logits.detach()[:, [k for k in range(num_classes) if k != 1]]
+    assert others.abs().max().item() < 0.05  # the other logits sit at their prior, 0
