@@ -18,6 +18,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check monai_nacl tests benchmarks scripts
+	$(VENV)/bin/ruff format --check monai_nacl tests benchmarks scripts
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
@@ -28,6 +29,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check monai_nacl tests benchmarks scripts
+	$(VENV)/bin/ruff format --check monai_nacl tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info

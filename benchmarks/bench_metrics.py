@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "seconds": {"ours_ece_and_cece": t_ours, "torchmetrics_ece": t_tm, "monai_calibration_error": t_monai},
-        "peak_extra_mib": {"ours_ece_and_cece": mem_ours, "torchmetrics_ece": mem_tm, "monai_calibration_error": mem_monai},
+        "peak_extra_mib": {
+            "ours_ece_and_cece": mem_ours,
+            "torchmetrics_ece": mem_tm,
+            "monai_calibration_error": mem_monai,
+        },
         "values": {
             "reference_ece": ref_ece,
             "reference_cece": ref_cece,

@@ -33,7 +33,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
         description="Compare CE, Dice+CE, SVLS and NACL on the embedded default dataset (about 15 min on 2 CPUs).",
         allow_abbrev=False,
     )
-    parser.add_argument("--output", type=Path, default=Path("outputs/demo"), help="report folder (default outputs/demo)")
+    parser.add_argument(
+        "--output", type=Path, default=Path("outputs/demo"), help="report folder (default outputs/demo)"
+    )
     parser.add_argument("--losses", default=",".join(DEMO_LOSSES), help="comma list of loss names")
     parser.add_argument("--max_epochs", type=int, default=DEMO_EPOCHS, help=f"epochs per run (default {DEMO_EPOCHS})")
     parser.add_argument("--dataset_dir", type=Path, default=None, help="default dataset folder (built if absent)")
@@ -54,7 +56,6 @@ def run_demo(argv: list[str]) -> CompareResult:
         argv: demo arguments (see :func:`build_demo_parser`); unknown ``--id value`` pairs go to the bundle.
     """
     from monai_nacl.data import ensure_default_dataset
-
 
     known, unknown = build_demo_parser().parse_known_args(argv)
     start = time.monotonic()

@@ -93,7 +93,9 @@ def plot_reliability(stats: BinStatistics, path: Path, title: str) -> Path:
     top.legend(loc="upper left", fontsize=8)
     share = stats.count / max(stats.count.sum(), 1)
     bottom.bar(centers, share, width=width, color="gray", edgecolor="black")
-    bottom.set(xlabel="confidence", ylabel="voxel share", yscale="log" if share[filled].min(initial=1) < 1e-2 else "linear")
+    bottom.set(
+        xlabel="confidence", ylabel="voxel share", yscale="log" if share[filled].min(initial=1) < 1e-2 else "linear"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -110,8 +112,13 @@ def plot_overlay(
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     for name, s in stats.items():
         filled = s.count > 0
-        ax.plot(s.confidence()[filled], s.accuracy()[filled], marker="o", markersize=3,
-                label=f"{name} (pooled ECE {100 * s.ece():.2f}%)")
+        ax.plot(
+            s.confidence()[filled],
+            s.accuracy()[filled],
+            marker="o",
+            markersize=3,
+            label=f"{name} (pooled ECE {100 * s.ece():.2f}%)",
+        )
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()

@@ -99,5 +99,7 @@ def collect_validation_logits(
             all_logits.append(flat.as_subclass(torch.Tensor))
             all_labels.append(flat_labels.as_subclass(torch.Tensor))
     if not all_logits:
-        raise ValueError(f"the validation loader of {bundle_dir.name} yielded no case; check the datalist's 'validation'.")
+        raise ValueError(
+            f"the validation loader of {bundle_dir.name} yielded no case; check the datalist's 'validation'."
+        )
     return torch.cat(all_logits), torch.cat(all_labels)

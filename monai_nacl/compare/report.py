@@ -271,9 +271,12 @@ def write_report(output: Path, specs: list[RunSpec], temperature_scaling: bool, 
         lines += [f"HD95 left out where a class present in the label was not predicted at all: {pairs}.", ""]
     temperature_rows = [r for r in rows if r.values.get("temperature")]
     if temperature_rows:
-        lines.append("Fitted temperatures: " + ", ".join(
-            f"{r.name}: " + ", ".join(f"{t:.3f}" for t in r.values["temperature"]) for r in temperature_rows
-        ))
+        lines.append(
+            "Fitted temperatures: "
+            + ", ".join(
+                f"{r.name}: " + ", ".join(f"{t:.3f}" for t in r.values["temperature"]) for r in temperature_rows
+            )
+        )
         lines.append("")
     failures = [f"- {r.name}, {failure}" for r in rows for failure in r.failures]
     if failures:

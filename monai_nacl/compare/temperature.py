@@ -32,7 +32,9 @@ def _flatten(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
         logits = torch.movedim(logits, 1, -1).reshape(-1, logits.shape[1])
         labels = labels.reshape(-1)
     elif labels.shape != logits.shape[:1]:
-        raise ValueError(f"labels shape {tuple(labels.shape)} must be ({logits.shape[0]},) for logits {tuple(logits.shape)}.")
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} must be ({logits.shape[0]},) for logits {tuple(logits.shape)}."
+        )
     if labels.numel() == 0:
         raise ValueError("temperature scaling needs at least one voxel; got empty logits/labels.")
     labels = labels.long()

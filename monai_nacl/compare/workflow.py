@@ -334,4 +334,3 @@ def run_compare(
         flush=True,
     )
     return CompareResult(report, failed)
-

@@ -33,8 +33,10 @@ from monai_nacl.data.synthetic import make_synthetic_dataset
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
     parser = argparse.ArgumentParser(
-        prog="python -m monai_nacl.data", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]),
+        prog="python -m monai_nacl.data",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

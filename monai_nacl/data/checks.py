@@ -94,7 +94,9 @@ class _CaseChecker:
             shape, affine = tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64)
         except _READ_ERRORS as error:
             self.report(
-                file, "unreadable NIfTI header", f"{type(error).__name__}: {error}",
+                file,
+                "unreadable NIfTI header",
+                f"{type(error).__name__}: {error}",
                 "re-export the file as NIfTI (.nii or .nii.gz) or re-copy it; the header is corrupt or not NIfTI",
             )
             return None
@@ -104,7 +106,9 @@ class _CaseChecker:
                 data = np.asanyarray(image.dataobj)
             except _READ_ERRORS as error:
                 self.report(
-                    file, "truncated or corrupt image data", f"{type(error).__name__}: {error}",
+                    file,
+                    "truncated or corrupt image data",
+                    f"{type(error).__name__}: {error}",
                     "re-copy or re-export the file; its data ends early or does not match its header",
                 )
                 return None
@@ -119,14 +123,18 @@ class _CaseChecker:
         if not finite.all():
             nan, inf = int(np.isnan(data).sum()), int((~finite).sum() - np.isnan(data).sum())
             self.report(
-                file, "image has non-finite intensities", f"{nan} NaN and {inf} inf voxels of {data.size}",
+                file,
+                "image has non-finite intensities",
+                f"{nan} NaN and {inf} inf voxels of {data.size}",
                 "replace them (e.g. numpy.nan_to_num) and re-save the image",
             )
         values = data[finite]
         if values.size == 0 or values.min() == values.max():
             constant = values.flat[0] if values.size else "none finite"
             self.report(
-                file, "empty image (every voxel has the same value)", f"value {constant}",
+                file,
+                "empty image (every voxel has the same value)",
+                f"value {constant}",
                 "remove the case from the datalist or re-export the image",
             )
 
@@ -136,14 +144,18 @@ class _CaseChecker:
         shape, expected = _spatial(volume.shape), _spatial(reference.shape)
         if shape != expected and not (len(expected) == len(shape) + 1 and expected[:-1] == shape):
             self.report(
-                file, f"shape differs from {reference_file}", f"{volume.shape} vs {reference.shape}",
+                file,
+                f"shape differs from {reference_file}",
+                f"{volume.shape} vs {reference.shape}",
                 "resample the label onto the image grid (same size and affine) or fix the pairing in the datalist",
             )
             return
         difference = float(np.abs(volume.affine - reference.affine).max())
         if difference > AFFINE_TOLERANCE_MM:
             self.report(
-                file, f"affine differs from {reference_file}", f"max difference {difference:.4g} mm",
+                file,
+                f"affine differs from {reference_file}",
+                f"max difference {difference:.4g} mm",
                 "resample onto the image grid or copy the image's affine into this file (if only the header is off)",
             )
 
@@ -157,7 +169,9 @@ class _CaseChecker:
             if bad.any():
                 examples = np.unique(data[bad])[:5].tolist()
                 self.report(
-                    file, "non-integer label values", f"{int(bad.sum())} voxels, e.g. {examples}",
+                    file,
+                    "non-integer label values",
+                    f"{int(bad.sum())} voxels, e.g. {examples}",
                     "save integer class indices (a probability or resampled map needs rounding / nearest-neighbour "
                     "resampling)",
                 )
@@ -168,7 +182,9 @@ class _CaseChecker:
             found = ", ".join(f"{v:g} ({c} voxels)" for v, c in zip(values[outside][:5], counts[outside][:5]))
             highest = int(values.max())
             self.report(
-                file, f"label values outside [0, {self.num_classes})", found,
+                file,
+                f"label values outside [0, {self.num_classes})",
+                found,
                 f"set --num_classes {highest + 1} if these are real classes, or map them onto 0..{self.num_classes - 1} "
                 "(e.g. monai.transforms.MapLabelValued; BraTS: 4 -> 3)",
             )
@@ -177,7 +193,9 @@ class _CaseChecker:
         expected = (*_spatial(label.shape), self.num_classes)
         if tuple(volume.shape) != expected:
             self.report(
-                file, "soft label shape is not (*label shape, num_classes)", f"{volume.shape} vs {expected}",
+                file,
+                "soft label shape is not (*label shape, num_classes)",
+                f"{volume.shape} vs {expected}",
                 "store one probability channel per class, channels last, on the label grid",
             )
         self.check_grid(file, _Volume(volume.shape[:-1], volume.affine, None), label_file, label)
@@ -228,7 +246,10 @@ def _check_section(
             if resolved in first_seen:
                 problems.append(
                     DataProblem(
-                        where, first, "image listed twice", f"first as {first_seen[resolved]}",
+                        where,
+                        first,
+                        "image listed twice",
+                        f"first as {first_seen[resolved]}",
                         "list each case once, in one split only (training, validation or test)",
                     )
                 )
@@ -312,7 +333,10 @@ def check_datalist(
         if not isinstance(cases, list):
             problems.append(
                 DataProblem(
-                    "datalist", name, f"section '{section}' is missing or not a list", type(cases).__name__,
+                    "datalist",
+                    name,
+                    f"section '{section}' is missing or not a list",
+                    type(cases).__name__,
                     f"add a '{section}' list of cases or leave the section out of the check",
                 )
             )

@@ -237,7 +237,10 @@ def simulate_case(
 
 
 def build_default_dataset(
-    output_dir: PathLike | None = None, num_cases: int = DEFAULT_NUM_CASES, seed: int = DEFAULT_SEED, force: bool = False
+    output_dir: PathLike | None = None,
+    num_cases: int = DEFAULT_NUM_CASES,
+    seed: int = DEFAULT_SEED,
+    force: bool = False,
 ) -> str:
     """Build the default dataset (module docstring) into ``output_dir`` and return the path of its datalist.
 

@@ -122,14 +122,10 @@ class CalibrationStatistics:
         if self.top_label is None or self.classwise is None:
             raise ValueError("to_vector needs both top-label and classwise histograms; compute them both.")
         lead = self.totals.shape[:-1]
-        return torch.cat(
-            [self.top_label.reshape(*lead, -1), self.classwise.reshape(*lead, -1), self.totals], dim=-1
-        )
+        return torch.cat([self.top_label.reshape(*lead, -1), self.classwise.reshape(*lead, -1), self.totals], dim=-1)
 
     @classmethod
-    def from_vector(
-        cls, vector: torch.Tensor, num_classes: int, num_bins: int, sub_bins: int
-    ) -> CalibrationStatistics:
+    def from_vector(cls, vector: torch.Tensor, num_classes: int, num_bins: int, sub_bins: int) -> CalibrationStatistics:
         """Inverse of :meth:`to_vector` for ``C = num_classes`` classes."""
         fine = num_bins * sub_bins
         top, cls_, tot = 3 * fine, num_classes * 3 * fine, 3

@@ -99,7 +99,10 @@ def test_unet2d_inference_cli_matches_evaluation(unet2d_run: Path, default_data:
     [
         ("unet3d_nacl", {"train#trainer#epoch_length": 2, "num_samples": 1}),
         # 4 mm voxels: one 64^3 window covers the whole brain, so CPU inference of SwinUNETR takes seconds
-        ("swinunetr_nacl", {"train#trainer#epoch_length": 1, "num_samples": 1, "feature_size": 12, "pixdim": [4.0] * 3}),
+        (
+            "swinunetr_nacl",
+            {"train#trainer#epoch_length": 1, "num_samples": 1, "feature_size": 12, "pixdim": [4.0] * 3},
+        ),
     ],
 )
 def test_3d_bundle_trains_and_evaluates_on_default_data(

@@ -14,8 +14,21 @@ from monai_nacl.compare.overrides import parse_overrides, split_overrides
 
 def test_defaults_and_forwarded_overrides():
     opts = parse_compare_args(
-        ["--bundle", "unet2d_nacl", "--losses", "ce, nacl", "--seeds", "3", "--first_seed", "5",
-         "--losses#nacl#alpha", "0.2", "--device", "cpu", "--amp=False"]
+        [
+            "--bundle",
+            "unet2d_nacl",
+            "--losses",
+            "ce, nacl",
+            "--seeds",
+            "3",
+            "--first_seed",
+            "5",
+            "--losses#nacl#alpha",
+            "0.2",
+            "--device",
+            "cpu",
+            "--amp=False",
+        ]
     )
     assert opts.bundle == "unet2d_nacl"
     assert opts.losses == ["ce", "nacl"]
@@ -28,7 +41,9 @@ def test_defaults_and_forwarded_overrides():
 def test_quick_and_explicit_epochs():
     assert parse_compare_args(["--bundle", "b", "--quick"]).epochs == QUICK_EPOCHS
     assert parse_compare_args(["--bundle", "b", "--quick", "--max_epochs", "7"]).epochs == 7
-    opts = parse_compare_args(["--bundle", "b", "--temperature-scaling", "--grid", "nacl:alpha=0.1", "--grid", "ls:alpha=0.2"])
+    opts = parse_compare_args(
+        ["--bundle", "b", "--temperature-scaling", "--grid", "nacl:alpha=0.1", "--grid", "ls:alpha=0.2"]
+    )
     assert opts.temperature_scaling and opts.grid == ["nacl:alpha=0.1", "ls:alpha=0.2"]
     assert opts.losses is None and opts.seed_values == [0]
 
@@ -57,9 +72,12 @@ def test_override_literals_follow_fire():
 def test_grid_expansion_order_names_and_overrides():
     variants = expand_grid("nacl:alpha=0.05,0.1,0.2;kernel_size=3,5")
     assert [v.name for v in variants] == [
-        "nacl(alpha=0.05,kernel_size=3)", "nacl(alpha=0.05,kernel_size=5)",
-        "nacl(alpha=0.1,kernel_size=3)", "nacl(alpha=0.1,kernel_size=5)",
-        "nacl(alpha=0.2,kernel_size=3)", "nacl(alpha=0.2,kernel_size=5)",
+        "nacl(alpha=0.05,kernel_size=3)",
+        "nacl(alpha=0.05,kernel_size=5)",
+        "nacl(alpha=0.1,kernel_size=3)",
+        "nacl(alpha=0.1,kernel_size=5)",
+        "nacl(alpha=0.2,kernel_size=3)",
+        "nacl(alpha=0.2,kernel_size=5)",
     ]
     assert variants[-1].overrides() == {"loss_name": "nacl", "losses#nacl#alpha": "0.2", "losses#nacl#kernel_size": "5"}
     assert variants[-1].run_name == "nacl__alpha-0.2_kernel_size-5"

@@ -49,7 +49,9 @@ def test_bin_statistics_empty_bins():
 def test_epoch_lines_and_time_left():
     assert parse_epoch("2026 - INFO - Epoch: 3/10, Iter: 2/8 -- train_loss: 0.4100") == (3, 10, False)
     assert parse_epoch("ignite.engine.engine.SupervisedTrainer - INFO - Epoch[4] Complete. Time taken: 00:00:02") == (
-        4, None, True
+        4,
+        None,
+        True,
     )
     assert parse_epoch("Got new best metric of val_mean_dice: 0.8") is None
     assert format_duration(75) == "1m15s" and format_duration(3700) == "1h01m" and format_duration(9.6) == "10s"

@@ -91,8 +91,18 @@ def test_failed_run_reported_others_continue_then_resume(fake_bundle: Path, tmp_
     finished_run(runs / "dice_ce" / "seed1", dsc=0.91, ece=0.012)
     finished_run(runs / "broken" / "seed1", dsc=0.70, ece=0.050)
     layout = BundleLayout(evaluate_configs=("train.yaml", "evaluate.yaml"))
-    argv = ["--bundle", str(fake_bundle), "--seeds", "2", "--max_epochs", "4", "--output", str(output),
-            "--num_classes", "2"]
+    argv = [
+        "--bundle",
+        str(fake_bundle),
+        "--seeds",
+        "2",
+        "--max_epochs",
+        "4",
+        "--output",
+        str(output),
+        "--num_classes",
+        "2",
+    ]
     options = parse_compare_args(argv + ["--losses", "ce,broken,dice_ce"])
     stream = io.StringIO()
     result = run_compare(options, layout=layout, stream=stream)

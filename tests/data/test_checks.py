@@ -148,8 +148,11 @@ def test_multichannel_image_and_soft_label(dataset: tuple[Path, dict], write_nif
     folder, data = dataset
     write_nifti(folder / "img/c0_t2.nii.gz", np.ones((8, 9, 9), dtype=np.float32) * np.arange(9))
     write_nifti(folder / "soft/c0.nii.gz", np.full((*SHAPE, 2), 0.5, dtype=np.float32))
-    data["training"][0] = {"image": ["img/c0.nii.gz", "img/c0_t2.nii.gz"], "label": "lab/c0.nii.gz",
-                           "soft_label": "soft/c0.nii.gz"}
+    data["training"][0] = {
+        "image": ["img/c0.nii.gz", "img/c0_t2.nii.gz"],
+        "label": "lab/c0.nii.gz",
+        "soft_label": "soft/c0.nii.gz",
+    }
     problems = check_datalist(data, 3, base_dir=folder, sections=["training"])
     assert [(p.file, p.problem) for p in problems] == [
         ("img/c0_t2.nii.gz", "shape differs from img/c0.nii.gz"),
@@ -158,7 +161,9 @@ def test_multichannel_image_and_soft_label(dataset: tuple[Path, dict], write_nif
     assert problems[1].value == "(8, 9, 10, 2) vs (8, 9, 10, 3)"
 
 
-def test_command_line(dataset: tuple[Path, dict], write_nifti: Callable[..., Path], capsys: pytest.CaptureFixture) -> None:
+def test_command_line(
+    dataset: tuple[Path, dict], write_nifti: Callable[..., Path], capsys: pytest.CaptureFixture
+) -> None:
     folder, _ = dataset
     assert main(["check", str(folder / "datalist.json"), "--num_classes", "3"]) == 0
     assert "4 cases checked, no problem found" in capsys.readouterr().out

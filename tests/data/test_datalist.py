@@ -44,8 +44,13 @@ def test_msd_layout(tmp_path: Path, write_nifti: Writer) -> None:
         _label(write_nifti, task / f"labelsTr/spleen_{index}.nii.gz")
         training.append({"image": f"./imagesTr/spleen_{index}.nii.gz", "label": f"./labelsTr/spleen_{index}.nii.gz"})
     _image(write_nifti, task / "imagesTs/spleen_99.nii.gz")
-    meta = {"name": "Spleen", "labels": {"0": "background", "1": "spleen"}, "modality": {"0": "CT"},
-            "training": training, "test": ["./imagesTs/spleen_99.nii.gz"]}
+    meta = {
+        "name": "Spleen",
+        "labels": {"0": "background", "1": "spleen"},
+        "modality": {"0": "CT"},
+        "training": training,
+        "test": ["./imagesTs/spleen_99.nii.gz"],
+    }
     (task / "dataset.json").write_text(json.dumps(meta))
     cases = msd_cases(task)
     assert len(cases) == 10 and cases[3]["image"] == str((task / "imagesTr/spleen_3.nii.gz").resolve())
@@ -132,7 +137,10 @@ def test_plain_folders_matched_by_name(tmp_path: Path, write_nifti: Writer) -> N
     _label(write_nifti, tmp_path / "labels/c_gt.nii.gz")
     cases = folder_cases(tmp_path / "images", tmp_path / "labels")
     assert [(Path(c["image"]).name, Path(c["label"]).name) for c in cases] == [
-        ("a_0000.nii.gz", "a.nii.gz"), ("b_0000.nii.gz", "b_seg.nii.gz"), ("c_0000.nii.gz", "c_gt.nii.gz")]
+        ("a_0000.nii.gz", "a.nii.gz"),
+        ("b_0000.nii.gz", "b_seg.nii.gz"),
+        ("c_0000.nii.gz", "c_gt.nii.gz"),
+    ]
     _image(write_nifti, tmp_path / "images/d.nii.gz")
     with pytest.raises(ValueError, match=r"images without label: \['d'\]"):
         folder_cases(tmp_path / "images", tmp_path / "labels")
@@ -142,8 +150,21 @@ def test_command_line_and_no_overwrite(tmp_path: Path, write_nifti: Writer, caps
     for index in range(5):
         _image(write_nifti, tmp_path / f"imgs/case{index}.nii.gz")
         _label(write_nifti, tmp_path / f"segs/case{index}.nii.gz")
-    argv = ["datalist", "--layout", "folders", "--input", str(tmp_path / "imgs"), "--labels", str(tmp_path / "segs"),
-            "--output", str(tmp_path / "my.json"), "--split", "0.6,0.2,0.2", "--seed", "2"]
+    argv = [
+        "datalist",
+        "--layout",
+        "folders",
+        "--input",
+        str(tmp_path / "imgs"),
+        "--labels",
+        str(tmp_path / "segs"),
+        "--output",
+        str(tmp_path / "my.json"),
+        "--split",
+        "0.6,0.2,0.2",
+        "--seed",
+        "2",
+    ]
     assert main(argv) == 0
     assert "3 training, 1 validation, 1 test" in capsys.readouterr().out
     first = (tmp_path / "my.json").read_text()
@@ -154,7 +175,10 @@ def test_command_line_and_no_overwrite(tmp_path: Path, write_nifti: Writer, caps
     assert main(["check", str(tmp_path / "my.json"), "--num_classes", "2"]) == 0
     assert main(argv[:-4] + ["--split", "0.5,0.5"]) == 2
     assert "--split '0.5,0.5'" in capsys.readouterr().err
-    assert main(["datalist", "--layout", "msd", "--input", str(tmp_path / "imgs"), "--labels", "x", "--output", "o.json"]) == 2
+    assert (
+        main(["datalist", "--layout", "msd", "--input", str(tmp_path / "imgs"), "--labels", "x", "--output", "o.json"])
+        == 2
+    )
 
 
 @pytest.mark.parametrize("text", ["0.7,0.3", "0.5,0.5,0.5", "a,b,c", "0,0.5,0.5", "1.2,-0.1,-0.1"])

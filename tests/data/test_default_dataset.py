@@ -27,7 +27,9 @@ def test_asset_size_shape_and_licence() -> None:
     with np.load(ASSETS / "mni152_2mm.npz") as asset:
         for name in ("t1", "gm", "wm"):
             assert asset[name].shape == (98, 116, 94) and asset[name].dtype == np.uint8
-        np.testing.assert_array_equal(asset["affine"], [[2, 0, 0, -97.5], [0, 2, 0, -133.5], [0, 0, 2, -71.5], [0, 0, 0, 1]])
+        np.testing.assert_array_equal(
+            asset["affine"], [[2, 0, 0, -97.5], [0, 2, 0, -133.5], [0, 0, 2, -71.5], [0, 0, 0, 1]]
+        )
     notice = (ASSETS / "MNI_LICENSE.txt").read_text()
     assert "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre" in notice
     assert "provided that the above copyright notice appear in all copies" in notice
@@ -49,8 +51,10 @@ def test_asset_matches_nilearn_template() -> None:
             corners = [data[2 * i + a, 2 * j + b, 2 * k + c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
             assert arrays[name][i, j, k] == round(sum(int(v) for v in corners) / 8)  # half to even, as np.rint
             world = affine @ [i, j, k, 1]
-            source_centre = np.mean([source.affine @ [2 * i + a, 2 * j + b, 2 * k + c, 1] for a in (0, 1)
-                                     for b in (0, 1) for c in (0, 1)], axis=0)
+            source_centre = np.mean(
+                [source.affine @ [2 * i + a, 2 * j + b, 2 * k + c, 1] for a in (0, 1) for b in (0, 1) for c in (0, 1)],
+                axis=0,
+            )
             np.testing.assert_allclose(world, source_centre)
 
 
@@ -145,7 +149,11 @@ def test_built_dataset_layout_and_consistency(small_default: Path) -> None:
         wm, gm = pixels[label == 2], pixels[label == 1]
         assert np.median(wm) > 1.15 * np.median(gm)  # T1 contrast survives bias, gamma and noise
     assert items[0]["image"] == str(small_default / data["training"][0]["image"])
-    assert set(json.loads(datalist.read_text())["class_fractions"]) == {"background/other", "grey matter", "white matter"}
+    assert set(json.loads(datalist.read_text())["class_fractions"]) == {
+        "background/other",
+        "grey matter",
+        "white matter",
+    }
 
 
 def test_cases_are_deformed_versions_of_the_template(small_default: Path) -> None:

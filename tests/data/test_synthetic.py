@@ -52,13 +52,19 @@ def test_deterministic_and_refuses_to_overwrite(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="force"):
         make_synthetic_dataset(tmp_path / "a", num_cases=3, size=16)
     make_synthetic_dataset(tmp_path / "a", num_cases=3, size=16, seed=4, force=True)
-    assert (tmp_path / "a/imagesTr/case_002.nii.gz").read_bytes() != (tmp_path / "b/imagesTr/case_002.nii.gz").read_bytes()
+    assert (tmp_path / "a/imagesTr/case_002.nii.gz").read_bytes() != (
+        tmp_path / "b/imagesTr/case_002.nii.gz"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"spatial_dims": 4}, "spatial_dims"), ({"num_cases": 2}, "num_cases"), ({"size": 8}, "size"),
-     ({"num_classes": 1}, "num_classes")],
+    [
+        ({"spatial_dims": 4}, "spatial_dims"),
+        ({"num_cases": 2}, "num_cases"),
+        ({"size": 8}, "size"),
+        ({"num_classes": 1}, "num_classes"),
+    ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

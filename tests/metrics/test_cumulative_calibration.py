@@ -80,7 +80,10 @@ def test_regions_match_scipy_reference(region):
     labels[1, 0, 5:9, 1:3, 6:8] = 2
     if region == "band":
         mask = np.stack(
-            [ndimage.binary_dilation(labels[i, 0].numpy() > 0, structure=np.ones((3, 3, 3)), iterations=2) for i in (0, 1)]
+            [
+                ndimage.binary_dilation(labels[i, 0].numpy() > 0, structure=np.ones((3, 3, 3)), iterations=2)
+                for i in (0, 1)
+            ]
         )
     else:
         mask = np.zeros(labels[:, 0].shape, dtype=bool)

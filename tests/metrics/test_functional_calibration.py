@@ -35,11 +35,15 @@ def test_hard_labels_match_reference(num_bins):
     mask = labels != 0
     for m in (None, mask):
         p, q = flatten(probs, labels, m)
-        assert float(expected_calibration_error(probs, labels, num_bins, m)) == pytest.approx(ece(p, q, num_bins), abs=1e-12)
+        assert float(expected_calibration_error(probs, labels, num_bins, m)) == pytest.approx(
+            ece(p, q, num_bins), abs=1e-12
+        )
         assert float(classwise_calibration_error(probs, labels, num_bins, m)) == pytest.approx(
             cece(p, q, num_bins), abs=1e-12
         )
-        assert float(maximum_calibration_error(probs, labels, num_bins, m)) == pytest.approx(mce(p, q, num_bins), abs=1e-12)
+        assert float(maximum_calibration_error(probs, labels, num_bins, m)) == pytest.approx(
+            mce(p, q, num_bins), abs=1e-12
+        )
         assert float(negative_log_likelihood(probs, labels, m)) == pytest.approx(nll(p, q), abs=1e-12)
         assert float(brier_score(probs, labels, m)) == pytest.approx(brier(p, q), abs=1e-12)
 
@@ -78,7 +82,9 @@ def test_adaptive_within_bound_of_exact(classwise):
     value, bound = adaptive_calibration_error(probs, labels, classwise=classwise, return_bound=True)
     assert float(bound) < 1e-2
     assert abs(float(value) - exact) <= float(bound) + 1e-12
-    coarse, coarse_bound = adaptive_calibration_error(probs, labels, classwise=classwise, resolution=30, return_bound=True)
+    coarse, coarse_bound = adaptive_calibration_error(
+        probs, labels, classwise=classwise, resolution=30, return_bound=True
+    )
     assert abs(float(coarse) - exact) <= float(coarse_bound) + 1e-12
 
 
