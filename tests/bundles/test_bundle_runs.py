@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,28 @@ def test_multi_process_evaluation(ddp_run: tuple[Path, dict], synthetic_3d: tupl
     checked = f"$@skipped_cases.usable({split_list(datalist, 'test', 2)[1:]})"  # each rank checks the list
     torchrun(["train.yaml", "evaluate.yaml", "multi_gpu_evaluate.yaml"], {**common, "validate#dataset#data": checked})
     check_evaluation(out, synthetic_3d[0], read_json(synthetic_3d[1])["test"][:2])
+
+
+@pytest.mark.slow
+def test_multi_process_training_resumes(
+    ddp_run: tuple[Path, dict], synthetic_3d: tuple[str, str], tmp_path: Path
+) -> None:
+    """``--resume true`` under multi_gpu_train.yaml: both ranks load rank 0's checkpoint_last.pt and continue with
+    epoch 2 (one more iteration and optimizer step, not a fresh start); rank 0 alone writes again."""
+    out, _ = ddp_run
+    dataset_dir, datalist = synthetic_3d
+    shutil.copytree(out / "models", tmp_path / "models")
+    first = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    torchrun(
+        ["train.yaml", "multi_gpu_train.yaml"],
+        {"dataset_dir": dataset_dir, "datalist": datalist, "output_dir": str(tmp_path),
+         "ckpt_dir": str(tmp_path / "models"), "max_epochs": 2, "val_interval": 1, "batch_size": 1,
+         "num_samples": 2, "cache_rate": 0.0, "train#trainer#epoch_length": 1, "resume": "true",
+         "validate#dataset#data": split_list(datalist, "validation", 2)},
+    )  # fmt: skip
+    resumed = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert first["trainer"]["iteration"] == 1 and resumed["trainer"]["iteration"] == 2
+    assert {int(s["step"]) for s in resumed["optimizer"]["state"].values()} == {2}  # a fresh optimizer counts 1
+    assert not any(k.startswith("module.") for k in resumed["network"])  # saved unwrapped, loadable without DDP
+    assert sorted(p.name for p in (tmp_path / "reliability").glob("*.png")) == ["reliability_epoch0002.png"]
+    assert resumed["validation"]["best_metric"] >= first["validation"]["best_metric"]
