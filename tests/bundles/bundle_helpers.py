@@ -105,3 +105,28 @@ def check_evaluation(
     if num_cases == 1:
         assert summary["pooled"]["ece"] == pytest.approx(float(rows[0]["ece"]), rel=1e-9)
     return rows
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint or model file written by a bundle, on the CPU."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def adam_steps(checkpoint: dict) -> set[int]:
+    """The step counts of the optimizer state in a ``checkpoint_last.pt`` (one per parameter; all equal)."""
+    return {int(s["step"]) for s in checkpoint["optimizer"]["state"].values()}
+
+
+def logged_scalars(output_dir: Path, tag: str) -> dict[int, float]:
+    """``{step: value}`` of a TensorBoard scalar written under ``output_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values = {}
+    for events in output_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            values.update({e.step: e.value for e in accumulator.Scalars(tag)})
+    return values

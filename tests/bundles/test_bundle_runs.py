@@ -20,8 +20,11 @@ import torch
 from bundle_helpers import (
     BUNDLES_DIR,
     MAPS,
+    adam_steps,
     check_evaluation,
     config_path,
+    load_checkpoint,
+    logged_scalars,
     numpy_dice,
     numpy_foreground_ece,
     read_json,
@@ -182,19 +185,6 @@ def test_multi_process_training_writes_on_rank_zero(ddp_run: tuple[Path, dict]) 
     assert len(list((out / "reliability").glob("*.png"))) == 1
 
 
-def logged_scalars(output_dir: Path, tag: str) -> dict[int, float]:
-    """``{step: value}`` of a TensorBoard scalar written under ``output_dir``."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    values = {}
-    for events in output_dir.glob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        if tag in accumulator.Tags()["scalars"]:
-            values.update({e.step: e.value for e in accumulator.Scalars(tag)})
-    return values
-
-
 @pytest.mark.slow
 def test_multi_process_validation_pools_metrics_over_ranks(
     ddp_run: tuple[Path, dict], synthetic_3d: tuple[str, str]
@@ -207,7 +197,7 @@ def test_multi_process_validation_pools_metrics_over_ranks(
     parser.read_config(config_path("unet2d_nacl", "train.yaml"))
     parser.update({"dataset_dir": dataset_dir, "datalist": datalist, "device": "$torch.device('cpu')"})
     network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(out / "models" / "model.pt", map_location="cpu", weights_only=True))
+    network.load_state_dict(load_checkpoint(out / "models" / "model.pt"))
     network.eval()
     preprocessing = parser.get_parsed_content("validate#preprocessing")
     inferer = parser.get_parsed_content("validate#inferer")
@@ -246,7 +236,7 @@ def test_multi_process_training_resumes(
     out, _ = ddp_run
     dataset_dir, datalist = synthetic_3d
     shutil.copytree(out / "models", tmp_path / "models")
-    first = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    first = load_checkpoint(tmp_path / "models" / "checkpoint_last.pt")
     torchrun(
         ["train.yaml", "multi_gpu_train.yaml"],
         {"dataset_dir": dataset_dir, "datalist": datalist, "output_dir": str(tmp_path),
@@ -254,9 +244,9 @@ def test_multi_process_training_resumes(
          "num_samples": 2, "cache_rate": 0.0, "train#trainer#epoch_length": 1, "resume": "true",
          "validate#dataset#data": split_list(datalist, "validation", 2)},
     )  # fmt: skip
-    resumed = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    resumed = load_checkpoint(tmp_path / "models" / "checkpoint_last.pt")
     assert first["trainer"]["iteration"] == 1 and resumed["trainer"]["iteration"] == 2
-    assert {int(s["step"]) for s in resumed["optimizer"]["state"].values()} == {2}  # a fresh optimizer counts 1
+    assert adam_steps(resumed) == {2}  # a fresh optimizer counts 1
     assert not any(k.startswith("module.") for k in resumed["network"])  # saved unwrapped, loadable without DDP
     assert sorted(p.name for p in (tmp_path / "reliability").glob("*.png")) == ["reliability_epoch0002.png"]
     assert resumed["validation"]["best_metric"] >= first["validation"]["best_metric"]

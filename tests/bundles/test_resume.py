@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_helpers import BUNDLES_DIR, run_bundle, split_list
+from bundle_helpers import BUNDLES_DIR, adam_steps, load_checkpoint, run_bundle, split_list
 
 EPOCH_LENGTH = 2
 
@@ -43,18 +43,10 @@ def train(out: Path, synthetic_3d: tuple[str, str], **overrides: object) -> None
     run_bundle("unet2d_nacl", ["train.yaml"], **{**settings(out, synthetic_3d), **overrides})
 
 
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def unet2d() -> torch.nn.Module:
     from monai.networks.nets import UNet
 
     return UNet(2, 1, 3, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1, norm="batch")
-
-
-def adam_steps(checkpoint: dict) -> set[int]:
-    return {int(s["step"]) for s in checkpoint["optimizer"]["state"].values()}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +59,7 @@ def one_epoch_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_3d: tuple
 
 
 def test_same_seed_gives_same_weights_and_metrics(one_epoch_runs: tuple[Path, Path]) -> None:
-    a, b = (load(out / "models" / "checkpoint_last.pt") for out in one_epoch_runs)
+    a, b = (load_checkpoint(out / "models" / "checkpoint_last.pt") for out in one_epoch_runs)
     assert a["network"].keys() == b["network"].keys()
     for name, weight in a["network"].items():
         torch.testing.assert_close(weight, b["network"][name], rtol=0, atol=1e-6, msg=name)
@@ -78,7 +70,7 @@ def test_same_seed_gives_same_weights_and_metrics(one_epoch_runs: tuple[Path, Pa
 def test_resume_continues_with_the_next_epoch(one_epoch_runs: tuple[Path, Path], synthetic_3d: tuple[str, str]) -> None:
     out = one_epoch_runs[0]
     models = out / "models"
-    first = load(models / "checkpoint_last.pt")
+    first = load_checkpoint(models / "checkpoint_last.pt")
     # Ignite saves the trainer as (iteration, epoch_length): the epoch is their quotient
     assert first["trainer"]["iteration"] == EPOCH_LENGTH and first["trainer"]["epoch_length"] == EPOCH_LENGTH
     assert adam_steps(first) == {EPOCH_LENGTH}
@@ -88,7 +80,7 @@ def test_resume_continues_with_the_next_epoch(one_epoch_runs: tuple[Path, Path],
 
     train(out, synthetic_3d, max_epochs=2, seed=3, resume=True)
 
-    resumed = load(models / "checkpoint_last.pt")
+    resumed = load_checkpoint(models / "checkpoint_last.pt")
     assert resumed["trainer"]["iteration"] == 2 * EPOCH_LENGTH and resumed["trainer"]["max_epochs"] == 2
     assert adam_steps(resumed) == {2 * EPOCH_LENGTH}  # a fresh optimizer would count EPOCH_LENGTH steps
     assert resumed["lr_scheduler"]["last_epoch"] == 2
@@ -97,12 +89,15 @@ def test_resume_continues_with_the_next_epoch(one_epoch_runs: tuple[Path, Path],
     assert best_2["best_metric"] >= best_1["best_metric"]
     if best_2["best_metric_epoch"] == 1:  # epoch 2 was no better: the restored best and model.pt stay
         assert best_2["best_metric"] == best_1["best_metric"]
-        assert all(torch.equal(v, load(out / "model_epoch1.pt")[k]) for k, v in load(models / "model.pt").items())
+        assert all(
+            torch.equal(v, load_checkpoint(out / "model_epoch1.pt")[k])
+            for k, v in load_checkpoint(models / "model.pt").items()
+        )
     else:
         assert best_2["best_metric_epoch"] == 2
     # both files are complete and load into the network; no temporary file is left behind
     network = unet2d()
-    network.load_state_dict(load(models / "model.pt"))
+    network.load_state_dict(load_checkpoint(models / "model.pt"))
     network.load_state_dict(resumed["network"])
     assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
 
@@ -147,18 +142,18 @@ def test_resume_after_sigkill_in_the_middle_of_an_epoch(tmp_path: Path, syntheti
     assert process.returncode == -signal.SIGKILL
     # what the killed run left: epoch 1's complete files, no temporary file, epoch 2's first step not saved
     assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
-    killed = load(models / "checkpoint_last.pt")
+    killed = load_checkpoint(models / "checkpoint_last.pt")
     assert killed["trainer"]["iteration"] == EPOCH_LENGTH and adam_steps(killed) == {EPOCH_LENGTH}
     assert killed["validation"]["best_metric_epoch"] == 1
     network = unet2d()
-    network.load_state_dict(load(models / "model.pt"))
+    network.load_state_dict(load_checkpoint(models / "model.pt"))
     network.load_state_dict(killed["network"])
     (tmp_path / "reliability" / "reliability_epoch0001.png").unlink()  # a redone epoch 1 would write it again
     shutil.copy(models / "model.pt", tmp_path / "model_epoch1.pt")
 
     train(tmp_path, synthetic_3d, max_epochs=3, seed=3, resume="true")  # the string `--resume true` passes
 
-    resumed = load(models / "checkpoint_last.pt")
+    resumed = load_checkpoint(models / "checkpoint_last.pt")
     assert resumed["trainer"]["iteration"] == 3 * EPOCH_LENGTH and resumed["trainer"]["max_epochs"] == 3
     assert adam_steps(resumed) == {3 * EPOCH_LENGTH}  # epochs 2 and 3 on top of epoch 1's optimizer state
     assert resumed["lr_scheduler"]["last_epoch"] == 3
@@ -170,10 +165,13 @@ def test_resume_after_sigkill_in_the_middle_of_an_epoch(tmp_path: Path, syntheti
     assert best["best_metric"] >= best_1["best_metric"]
     if best["best_metric_epoch"] == 1:  # neither epoch 2 nor 3 was better: epoch 1's model.pt stays
         assert best["best_metric"] == best_1["best_metric"]
-        assert all(torch.equal(v, load(tmp_path / "model_epoch1.pt")[k]) for k, v in load(models / "model.pt").items())
+        assert all(
+            torch.equal(v, load_checkpoint(tmp_path / "model_epoch1.pt")[k])
+            for k, v in load_checkpoint(models / "model.pt").items()
+        )
     else:
         assert best["best_metric_epoch"] in (2, 3)
-    network.load_state_dict(load(models / "model.pt"))
+    network.load_state_dict(load_checkpoint(models / "model.pt"))
     network.load_state_dict(resumed["network"])
     assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
 
@@ -211,6 +209,6 @@ def test_best_metric_state_keeps_a_better_saved_model(tmp_path: Path) -> None:
     assert (tmp_path / "model.pt").read_bytes() == b"previous best"
     engine.state.metrics = {"dice": 0.9}
     saver.metrics_completed(engine)
-    assert load(tmp_path / "model.pt").keys() == network.state_dict().keys()
+    assert load_checkpoint(tmp_path / "model.pt").keys() == network.state_dict().keys()
     with pytest.raises(ValueError, match="best_metric_epoch"):
         state.load_state_dict({"best_metric": 0.8})
