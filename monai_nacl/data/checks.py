@@ -18,7 +18,7 @@ from monai.config import PathLike
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from monai_nacl.data.files import SECTIONS, case_id, read_datalist
+from monai_nacl.data.files import SECTIONS, case_id, first_image, read_datalist
 
 __all__ = ["DataProblem", "check_cases", "check_datalist"]
 
@@ -237,8 +237,7 @@ def _check_section(
     """The problems of each case of one section; ``first_seen`` (image path -> where) spans the sections."""
     per_case = []
     for index, entry in enumerate(cases):
-        image = entry.get("image") if isinstance(entry, Mapping) else None
-        first = image[0] if isinstance(image, list) and image else image
+        first = first_image(entry)
         where = f"{section}[{index}]" + (f" {case_id(first)}" if isinstance(first, str) else "")
         problems = _check_entry(entry, where, base_dir, num_classes)
         if isinstance(first, str):

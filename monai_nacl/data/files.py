@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 from monai.config import PathLike
 
-__all__ = ["build_atomically", "case_id", "read_datalist", "save_nifti", "write_json"]
+__all__ = ["build_atomically", "case_id", "first_image", "read_datalist", "save_nifti", "write_json"]
 
 SECTIONS = ("training", "validation", "test")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -29,6 +29,13 @@ def case_id(path: PathLike) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def first_image(entry: Any) -> Any:
+    """The image path of a datalist entry: ``entry["image"]``, or its first file when it lists several (channels);
+    whatever is there (``None`` for a non-mapping entry) when it is not such a path, for the caller to report."""
+    image = entry.get("image") if isinstance(entry, Mapping) else None
+    return image[0] if isinstance(image, list) and image else image
 
 
 def save_nifti(array: np.ndarray, affine: np.ndarray, path: PathLike) -> None:

@@ -25,6 +25,7 @@ import yaml
 from monai.bundle import ConfigParser
 
 from monai_nacl.losses import LOSS_NAMES
+from monai_nacl.workflows import atomic_write_text
 
 __all__ = ["LOSS_KEYS", "OVERRIDE_FILE", "find_algorithms", "inject_loss", "loss_component", "loss_key"]
 
@@ -140,6 +141,6 @@ def inject_loss(path: str | Path, loss: str | dict[str, Any] = "nacl", template:
     written = []
     for algo, key in keys.items():
         out = algo / "configs" / OVERRIDE_FILE
-        out.write_text(yaml.safe_dump({key: component}, sort_keys=False))
+        atomic_write_text(out, yaml.safe_dump({key: component}, sort_keys=False))
         written.append(out)
     return written

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from monai_nacl.data import DataProblem, check_cases
-from monai_nacl.data.files import case_id
+from monai_nacl.data.files import case_id, first_image
 from monai_nacl.workflows.bundle_setup import as_flag
 
 __all__ = ["SkippedCase", "SkippedCases"]
@@ -44,8 +44,7 @@ class SkippedCase:
 
 
 def _case_name(item: Any) -> str:
-    image = item.get("image") if isinstance(item, Mapping) else None
-    first = image[0] if isinstance(image, list) and image else image
+    first = first_image(item)
     return case_id(first) if isinstance(first, str) and first else repr(item)[:80]
 
 
