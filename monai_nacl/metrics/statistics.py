@@ -16,13 +16,27 @@ confidences exactly on a bin edge. Each bin is split into ``sub_bins`` equal sub
 resolution, and the fine histogram feeds the adaptive (equal-mass) ECE. Indices are computed in float64,
 where ``p * num_bins * sub_bins`` is exact for float32 inputs, so bin membership is exact.
 
-Accumulation is float64 throughout, in chunks of voxels so that the temporary memory is bounded.
+Accumulation is float64 throughout (counts are integers), in chunks of voxels so that the temporary memory is
+bounded (about 12 bytes per voxel and histogram row, a few tens of MiB). For integer labels each chunk runs a
+dozen large kernels and two ``bincount`` calls over combined codes of every histogram row (see
+:func:`_hard_chunk_statistics`): few kernels because every parallel kernel waits for its slowest thread, which on
+a loaded machine (data loaders beside a validation step) is a descheduled one.
+
+:func:`marginal_statistics` bins instead as MONAI's ``monai.metrics.CalibrationErrorMetric`` does (per image and
+class, one class against the rest), so that the marginal calibration errors equal MONAI's.
+
+Region. These functions count every voxel where ``mask`` is nonzero (every voxel without a mask). The
+region-aware tools (:class:`~monai_nacl.metrics.SegmentationCalibrationMetric`,
+:func:`~monai_nacl.metrics.evaluate_segmentation`, :class:`~monai_nacl.handlers.CalibrationMetricHandler`) build
+that mask from the labels with :func:`region_mask` and default to ``region="foreground"`` (``label != 0``), the NACL
+papers' protocol.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -33,9 +47,11 @@ __all__ = [
     "NLL_EPS",
     "PROBABILITY_TOLERANCE",
     "REGIONS",
+    "REGION_DESCRIPTIONS",
     "CalibrationStatistics",
     "calibration_statistics",
     "hard_labels",
+    "marginal_statistics",
     "prepare_inputs",
     "region_mask",
     "warn_if_empty",
@@ -47,11 +63,21 @@ PROBABILITY_TOLERANCE = 1e-3
 REGIONS = ("all", "foreground", "band", "bbox")
 """Voxel regions the papers evaluate over (see :func:`region_mask`)."""
 
+REGION_DESCRIPTIONS = {
+    "all": "every voxel",
+    "foreground": "ground-truth foreground voxels (label != 0)",
+    "band": "ground-truth foreground dilated by band_width voxels",
+    "bbox": "bounding box of the ground-truth foreground",
+}
+"""The voxels each region of :data:`REGIONS` counts, in words (for reports and figure titles)."""
+
 NLL_EPS = 1e-12
 """Probabilities are clamped to at least this value inside the log of the NLL, so a float32 softmax that
 underflowed to 0 gives a large finite loss (-log 1e-12 = 27.6) instead of inf."""
 
-_CHUNK_VOXELS = 1 << 17
+_CHUNK_ELEMENTS = 1 << 21
+"""Histogram-row elements per chunk: a chunk holds ``_CHUNK_ELEMENTS // (C + 1)`` voxels (C classes and the top
+label), so the temporary buffers (float64 values and int32 codes) stay near 24 MiB whatever C."""
 
 
 @dataclass
@@ -248,56 +274,117 @@ def _first_argmax(p: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
     return pred
 
 
-def _chunk_statistics(
+class _ChunkBuffers:
+    """Reused per call: float64 values (also the scratch of the codes) and int32 codes of ``rows x n`` elements."""
+
+    def __init__(self, elements: int, device: torch.device) -> None:
+        self.values = torch.empty(elements, dtype=torch.float64, device=device)
+        self.codes = torch.empty(elements, dtype=torch.int32, device=device)
+
+    def views(self, rows: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.values[: rows * n].view(rows, n), self.codes[: rows * n].view(rows, n)
+
+
+def _hard_chunk_statistics(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    fine: int,
+    top_label: torch.Tensor | None,
+    classwise: torch.Tensor | None,
+    totals: torch.Tensor,
+    buffers: _ChunkBuffers,
+) -> None:
+    """Add the statistics of voxels ``p`` (C, n) with integer labels ``y`` (n,) into the float64 buffers.
+
+    Histogram rows are the C classes (value ``v = p_c``, hit ``1[y = c]``) then the top label (``v = max_c p_c``,
+    hit ``1[argmax p = y]``); with ``R`` rows, each voxel and row gets the integer code
+    ``row * M + f + hit * R * M``, where ``f = ceil(v * M) - 1`` is the fine bin (``v = 0`` in bin 0). One
+    ``bincount`` of all codes gives every count and accuracy sum, one weighted by ``v`` every confidence sum.
+    ``v * M + row * M - 1`` is computed in float64, where it is exact for float32 and float16 ``v``, so bin
+    membership matches the comparisons ``lower < v <= upper``.
+    """
+    channels, n = p.shape
+    conf = p.amax(0)
+    p_y = p.gather(0, y[None])[0]
+    if int((p == conf).sum()) != n:  # a tie at the maximum: argmax takes the first class reaching it
+        correct = _first_argmax(p, conf) == y
+    else:
+        correct = p_y == conf
+    nll = -p_y.double().clamp_min_(NLL_EPS).log_().sum()
+    sum_p_y = p_y.sum(dtype=torch.float64)
+
+    class_rows = channels if classwise is not None else 0
+    rows = class_rows + (1 if top_label is not None else 0)
+    if rows == 0:
+        p64 = p.double()
+        brier = torch.dot(p64.view(-1), p64.view(-1)) - 2.0 * sum_p_y + n
+        totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
+        return
+    values, codes = buffers.views(rows, n)
+    row_index = torch.arange(rows, device=p.device)[:, None]
+    # fine bin codes, in float64 scratch (the values buffer): row * M - 1 + v * M, ceil, at least row * M
+    offsets = (row_index * fine - 1).double()
+    if class_rows:
+        torch.add(offsets[:channels], p, alpha=fine, out=values[:channels])
+    if top_label is not None:
+        torch.add(offsets[class_rows:], conf[None], alpha=fine, out=values[class_rows:])
+    codes.copy_(values.ceil_())
+    torch.maximum(codes, (row_index * fine).int(), out=codes)
+    hit = rows * fine
+    if class_rows:
+        codes[:channels].scatter_add_(0, y[None], torch.full((1, 1), hit, dtype=codes.dtype).expand(1, n))
+    if top_label is not None:
+        torch.add(codes[class_rows], correct, alpha=hit, out=codes[class_rows])
+    if class_rows:
+        values[:channels].copy_(p)
+        brier = torch.dot(values[:channels].view(-1), values[:channels].view(-1))
+    else:
+        p64 = p.double()
+        brier = torch.dot(p64.view(-1), p64.view(-1))
+    if top_label is not None:
+        values[class_rows].copy_(conf)
+    brier = brier - 2.0 * sum_p_y + n
+    totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
+
+    flat = codes.view(-1)
+    counts = torch.bincount(flat, minlength=2 * hit).view(2, rows, fine).double()
+    sums = torch.bincount(flat, weights=values.view(-1), minlength=2 * hit).view(2, rows, fine).sum(0)
+    # (rows, 3, M): count, confidence sum, accuracy sum
+    histogram = torch.stack([counts.sum(0), sums, counts[1]], dim=1)
+    if classwise is not None:
+        classwise += histogram[:channels]
+    if top_label is not None:
+        top_label += histogram[class_rows]
+
+
+def _soft_chunk_statistics(
     p32: torch.Tensor,
-    ref: torch.Tensor,
-    soft: bool,
+    q: torch.Tensor,
     fine: int,
     top_label: torch.Tensor | None,
     classwise: torch.Tensor | None,
     totals: torch.Tensor,
 ) -> None:
-    """Add the statistics of the voxels ``p32`` (C, n) with reference ``ref`` into the given float64 buffers.
+    """Add the statistics of voxels ``p32`` (C, n) with a float64 soft reference ``q`` (C, n) into the buffers.
 
-    Bin indices are integer codes (one ``bincount`` per statistic, no loop over bins or classes). The fine bin
-    ``ceil(p * M) - 1`` (``p = 0`` in bin 0) is computed in float64, where ``p * M + offset`` is exact for float32
-    (and float16) inputs, so membership matches the float64 comparisons ``lower < p <= upper``.
+    The accuracy of a voxel is ``q_{argmax p}`` (top label) and ``q_c`` (classwise); fine bins as in
+    :func:`_hard_chunk_statistics`, one ``bincount`` per statistic.
     """
     channels, n = p32.shape
-    if n == 0:
-        return
     p = p32.double()
     conf = p.amax(0)
-    if soft:
-        pred = _first_argmax(p, conf)
-        q = ref
-        acc = q.gather(0, pred[None])[0]
-        nll = -torch.dot(q.reshape(-1), p.clamp_min(NLL_EPS).log_().reshape(-1))
-        diff = p - q
-        brier = torch.dot(diff.reshape(-1), diff.reshape(-1))
-    else:
-        y = ref
-        p_y = p.gather(0, y[None])[0]
-        at_max = p == conf
-        if bool((at_max.sum(0) > 1).any()):  # ties: argmax takes the first class reaching the maximum
-            correct = _first_argmax(p, conf) == y
-        else:
-            correct = p_y == conf
-        nll = -p_y.clamp_min(NLL_EPS).log_().sum()
-        brier = torch.dot(p.reshape(-1), p.reshape(-1)) - 2.0 * p_y.sum() + n
+    pred = _first_argmax(p, conf)
+    acc = q.gather(0, pred[None])[0]
+    nll = -torch.dot(q.reshape(-1), p.clamp_min(NLL_EPS).log_().reshape(-1))
+    diff = p - q
+    brier = torch.dot(diff.reshape(-1), diff.reshape(-1))
     totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
 
     if top_label is not None:
         f_top = conf.mul(fine).ceil_().clamp_min_(1).sub_(1).int()
+        top_label[0] += torch.bincount(f_top, minlength=fine).double()
         top_label[1] += torch.bincount(f_top, weights=conf, minlength=fine)
-        if soft:
-            top_label[0] += torch.bincount(f_top, minlength=fine).double()
-            top_label[2] += torch.bincount(f_top, weights=acc, minlength=fine)
-        else:
-            # one bincount for counts and accuracies: codes [0, M) wrong, [M, 2M) right
-            both = torch.bincount(f_top + fine * correct.int(), minlength=2 * fine).double().view(2, fine)
-            top_label[0] += both.sum(0)
-            top_label[2] += both[1]
+        top_label[2] += torch.bincount(f_top, weights=acc, minlength=fine)
 
     if classwise is not None:
         # code c*M + ceil(p_c*M) - 1, at least c*M (p = 0): exact float64 sum, then int32 codes
@@ -309,12 +396,31 @@ def _chunk_statistics(
         flat = classwise.view(channels * 3, fine)
         flat[0::3] += torch.bincount(index, minlength=size).double().view(channels, fine)
         flat[1::3] += torch.bincount(index, weights=p.view(-1), minlength=size).view(channels, fine)
-        if soft:
-            flat[2::3] += torch.bincount(index, weights=q.reshape(-1), minlength=size).view(channels, fine)
-        else:
-            # only the true class scores 1[y = c]: the code of p_y at class y
-            index_y = index.view(channels, n).gather(0, y[None])[0]
-            flat[2::3] += torch.bincount(index_y, minlength=size).double().view(channels, fine)
+        flat[2::3] += torch.bincount(index, weights=q.reshape(-1), minlength=size).view(channels, fine)
+
+
+def _checked_chunks(
+    p_all: torch.Tensor, ref_all: torch.Tensor, soft: bool, m_all: torch.Tensor | None, chunk: int
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(image, p, ref)`` chunk by chunk: voxels of the mask only, probabilities and labels checked."""
+    batch, channels, voxels = p_all.shape
+    for b in range(batch):
+        for start in range(0, voxels, chunk):
+            stop = min(start + chunk, voxels)
+            p = p_all[b, :, start:stop]
+            ref = ref_all[b, ..., start:stop]
+            if m_all is not None:
+                keep = m_all[b, start:stop]
+                p, ref = p[:, keep], ref[..., keep]
+            if p.shape[1] == 0:
+                continue
+            _check_probabilities(p, "probs")
+            if soft:
+                ref = ref.double()
+                _check_probabilities(ref, "soft labels")
+            else:
+                ref = _check_labels(ref, channels)
+            yield b, p, ref
 
 
 def calibration_statistics(
@@ -369,29 +475,15 @@ def calibration_statistics(
     top = torch.zeros(batch, 3, fine, **opts) if top_label else None
     cls_ = torch.zeros(batch, channels, 3, fine, **opts) if classwise else None
     totals = torch.zeros(batch, 3, **opts)
-    for b in range(batch):
-        for start in range(0, voxels, _CHUNK_VOXELS):
-            stop = min(start + _CHUNK_VOXELS, voxels)
-            p = p_all[b, :, start:stop]
-            ref = ref_all[b, ..., start:stop]
-            if m_all is not None:
-                keep = m_all[b, start:stop]
-                p, ref = p[:, keep], ref[..., keep]
-            _check_probabilities(p, "probs")
-            if soft:
-                ref = ref.double()
-                _check_probabilities(ref, "soft labels")
-            else:
-                ref = _check_labels(ref, channels)
-            _chunk_statistics(
-                p,
-                ref,
-                soft,
-                fine,
-                None if top is None else top[b],
-                None if cls_ is None else cls_[b],
-                totals[b],
-            )
+    chunk = max(1, _CHUNK_ELEMENTS // (channels + 1))
+    buffers = None if soft else _ChunkBuffers(min(chunk, voxels) * (channels + 1), p_all.device)
+    for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunk):
+        top_b = None if top is None else top[b]
+        cls_b = None if cls_ is None else cls_[b]
+        if soft:
+            _soft_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b])
+        else:
+            _hard_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b], buffers)
     stats = CalibrationStatistics(num_bins, sub_bins, top, cls_, totals)
     return stats if per_image else stats.sum(0)
 
