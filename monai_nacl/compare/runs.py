@@ -36,8 +36,8 @@ __all__ = [
     "write_done",
 ]
 
-BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
-"""The bundles shipped in this repository (``bundles/<name>``)."""
+BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
+"""The bundles shipped inside the package (``monai_nacl/bundles/<name>``, package data of the wheel)."""
 
 DONE = "done"
 SUMMARY = "summary.json"

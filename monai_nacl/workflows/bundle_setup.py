@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,7 +17,6 @@ from monai.config import PathLike
 
 __all__ = ["as_flag", "inference_inputs", "locate_bundle", "require_valid_datalist", "select_loss"]
 
-_REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 _FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
@@ -53,27 +54,49 @@ def _bundle_name(folder: Path) -> str | None:
         return None
 
 
-def locate_bundle(name: str) -> str:
-    """Root folder of the bundle ``name`` (the folder holding ``configs/metadata.json`` whose ``name`` matches).
+def _config_files_in(argv: Sequence[str]) -> list[Path]:
+    """The paths given to ``--config_file`` on a ``monai.bundle run`` command line (a path or a list literal)."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == "--config_file" and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith("--config_file="):
+            values.append(arg.split("=", 1)[1])
+    paths = []
+    for value in values:
+        quoted = re.findall(r"['\"]([^'\"]+)['\"]", value)
+        paths.extend(Path(p) for p in (quoted or [v.strip(" []") for v in value.split(",")]) if p)
+    return paths
 
-    A bundle config cannot see its own path, so ``bundle_root`` is found by looking, in order, at the working
-    directory, its parent (when run from ``configs/``), ``./<name>``, ``./bundles/<name>`` and the
-    ``bundles/<name>`` folder of the source tree this package was installed from (editable install).
+
+def locate_bundle(name: str, argv: Sequence[str] | None = None) -> str:
+    """Root folder of the bundle ``name``: the folder holding ``configs/metadata.json`` whose ``name`` matches.
+
+    A bundle config cannot see its own path, so ``bundle_root`` is taken from where the run was started: the
+    bundle folder above the ``--config_file`` files of the command line (``python -m monai.bundle run
+    --config_file path/to/<name>/configs/train.yaml`` from anywhere), else the working directory or its parent
+    (run from the bundle folder or its ``configs/``, as the model zoo does). There is no other fallback, so a
+    copied bundle never writes into another copy: pass ``--bundle_root DIR`` to choose explicitly.
 
     Args:
         name: the bundle name, as in ``metadata.json``.
+        argv: the command line to read ``--config_file`` from (default ``sys.argv``).
 
     Raises:
         ValueError: if none of these holds the bundle; pass ``--bundle_root /path/to/<name>`` then.
     """
     cwd = Path.cwd()
-    candidates = [cwd, cwd.parent, cwd / name, cwd / "bundles" / name, _REPO_BUNDLES / name]
+    from_configs = [
+        (cwd / path).resolve().parent.parent for path in _config_files_in(sys.argv if argv is None else argv)
+    ]
+    candidates = [*from_configs, cwd, cwd.parent]
     for folder in candidates:
         if _bundle_name(folder) == name:
             return str(folder.resolve())
     raise ValueError(
         f"cannot find the bundle '{name}' (a folder with configs/metadata.json naming it) in "
-        f"{[str(c) for c in candidates]}; run from the bundle folder or pass --bundle_root /path/to/{name}."
+        f"{[str(c) for c in candidates]}; run from the bundle folder, give its configs/ files with --config_file, "
+        f"or pass --bundle_root /path/to/{name}."
     )
 
 
