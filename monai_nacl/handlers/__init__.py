@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from monai_nacl.handlers.calibration import CalibrationMetricHandler
+from monai_nacl.handlers.history import TrainingHistoryHandler
 from monai_nacl.handlers.reliability import ReliabilityDiagramHandler
 
-__all__ = ["CalibrationMetricHandler", "ReliabilityDiagramHandler"]
+__all__ = ["CalibrationMetricHandler", "ReliabilityDiagramHandler", "TrainingHistoryHandler"]
