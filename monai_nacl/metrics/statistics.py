@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +77,9 @@ NLL_EPS = 1e-12
 """Probabilities are clamped to at least this value inside the log of the NLL, so a float32 softmax that
 underflowed to 0 gives a large finite loss (-log 1e-12 = 27.6) instead of inf."""
 
-_CHUNK_ELEMENTS = 1 << 21
+_CHUNK_ELEMENTS = 1 << 20
 """Histogram-row elements per chunk: a chunk holds ``_CHUNK_ELEMENTS // (C + 1)`` voxels (C classes and the top
-label), so the temporary buffers (float64 values and int32 codes) stay near 24 MiB whatever C."""
+label), so the buffers of a worker thread (float64 values and scratch, int32 codes) stay near 20 MiB whatever C."""
 
 
 @dataclass
@@ -275,14 +277,20 @@ def _first_argmax(p: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
 
 
 class _ChunkBuffers:
-    """Reused per call: float64 values (also the scratch of the codes) and int32 codes of ``rows x n`` elements."""
+    """Buffers reused chunk after chunk: float64 values, float64 scratch and int32 codes of ``rows x n`` elements."""
 
     def __init__(self, elements: int, device: torch.device) -> None:
         self.values = torch.empty(elements, dtype=torch.float64, device=device)
+        self.scratch = torch.empty(elements, dtype=torch.float64, device=device)
         self.codes = torch.empty(elements, dtype=torch.int32, device=device)
 
-    def views(self, rows: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.values[: rows * n].view(rows, n), self.codes[: rows * n].view(rows, n)
+    def views(self, rows: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        size = rows * n
+        return (
+            self.values[:size].view(rows, n),
+            self.scratch[:size].view(rows, n),
+            self.codes[:size].view(rows, n),
+        )
 
 
 def _hard_chunk_statistics(
@@ -297,60 +305,47 @@ def _hard_chunk_statistics(
     """Add the statistics of voxels ``p`` (C, n) with integer labels ``y`` (n,) into the float64 buffers.
 
     Histogram rows are the C classes (value ``v = p_c``, hit ``1[y = c]``) then the top label (``v = max_c p_c``,
-    hit ``1[argmax p = y]``); with ``R`` rows, each voxel and row gets the integer code
-    ``row * M + f + hit * R * M``, where ``f = ceil(v * M) - 1`` is the fine bin (``v = 0`` in bin 0). One
-    ``bincount`` of all codes gives every count and accuracy sum, one weighted by ``v`` every confidence sum.
-    ``v * M + row * M - 1`` is computed in float64, where it is exact for float32 and float16 ``v``, so bin
-    membership matches the comparisons ``lower < v <= upper``.
+    hit ``1[argmax p = y]``). With ``R`` rows, each voxel and row gets the integer code
+    ``row * M + f + hit * R * M``, where ``f = max(ceil(v * M), 1) - 1`` is the fine bin (``v = 0`` in bin 0). One
+    ``bincount`` of all codes gives every count and accuracy sum, one weighted by ``v`` every confidence sum: a
+    dozen large kernels per chunk in all. ``v * M`` is computed in float64, where it is exact for float32 and
+    float16 ``v``, so bin membership matches the comparisons ``lower < v <= upper``.
     """
     channels, n = p.shape
     conf = p.amax(0)
     p_y = p.gather(0, y[None])[0]
-    if int((p == conf).sum()) != n:  # a tie at the maximum: argmax takes the first class reaching it
+    if int(torch.count_nonzero(p == conf)) != n:  # a tie at the maximum: argmax takes the first class reaching it
         correct = _first_argmax(p, conf) == y
     else:
         correct = p_y == conf
     nll = -p_y.double().clamp_min_(NLL_EPS).log_().sum()
     sum_p_y = p_y.sum(dtype=torch.float64)
-
     class_rows = channels if classwise is not None else 0
     rows = class_rows + (1 if top_label is not None else 0)
-    if rows == 0:
-        p64 = p.double()
-        brier = torch.dot(p64.view(-1), p64.view(-1)) - 2.0 * sum_p_y + n
-        totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
-        return
-    values, codes = buffers.views(rows, n)
-    row_index = torch.arange(rows, device=p.device)[:, None]
-    # fine bin codes, in float64 scratch (the values buffer): row * M - 1 + v * M, ceil, at least row * M
-    offsets = (row_index * fine - 1).double()
+    values, scratch, codes = buffers.views(rows, n)
     if class_rows:
-        torch.add(offsets[:channels], p, alpha=fine, out=values[:channels])
+        values[:channels].copy_(p)
+        square_sum = torch.dot(values[:channels].view(-1), values[:channels].view(-1))
+    else:
+        p64 = p.double()
+        square_sum = torch.dot(p64.view(-1), p64.view(-1))
+    brier = square_sum - 2.0 * sum_p_y + n
+    totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
+    if rows == 0:
+        return
     if top_label is not None:
-        torch.add(offsets[class_rows:], conf[None], alpha=fine, out=values[class_rows:])
-    codes.copy_(values.ceil_())
-    torch.maximum(codes, (row_index * fine).int(), out=codes)
+        values[class_rows].copy_(conf)
+    codes.copy_(torch.mul(values, fine, out=scratch).ceil_())
+    codes.clamp_min_(1).add_(torch.arange(rows, dtype=codes.dtype, device=p.device)[:, None] * fine - 1)
     hit = rows * fine
     if class_rows:
         codes[:channels].scatter_add_(0, y[None], torch.full((1, 1), hit, dtype=codes.dtype).expand(1, n))
     if top_label is not None:
         torch.add(codes[class_rows], correct, alpha=hit, out=codes[class_rows])
-    if class_rows:
-        values[:channels].copy_(p)
-        brier = torch.dot(values[:channels].view(-1), values[:channels].view(-1))
-    else:
-        p64 = p.double()
-        brier = torch.dot(p64.view(-1), p64.view(-1))
-    if top_label is not None:
-        values[class_rows].copy_(conf)
-    brier = brier - 2.0 * sum_p_y + n
-    totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
-
     flat = codes.view(-1)
     counts = torch.bincount(flat, minlength=2 * hit).view(2, rows, fine).double()
     sums = torch.bincount(flat, weights=values.view(-1), minlength=2 * hit).view(2, rows, fine).sum(0)
-    # (rows, 3, M): count, confidence sum, accuracy sum
-    histogram = torch.stack([counts.sum(0), sums, counts[1]], dim=1)
+    histogram = torch.stack([counts.sum(0), sums, counts[1]], dim=1)  # (rows, 3, M): count, confidence, accuracy
     if classwise is not None:
         classwise += histogram[:channels]
     if top_label is not None:
@@ -399,28 +394,65 @@ def _soft_chunk_statistics(
         flat[2::3] += torch.bincount(index, weights=q.reshape(-1), minlength=size).view(channels, fine)
 
 
+def _chunk_ranges(batch: int, voxels: int, chunk: int) -> list[tuple[int, int, int]]:
+    """``(image, start, stop)`` of every chunk of ``chunk`` voxels, image by image."""
+    return [(b, start, min(start + chunk, voxels)) for b in range(batch) for start in range(0, voxels, chunk)]
+
+
 def _checked_chunks(
-    p_all: torch.Tensor, ref_all: torch.Tensor, soft: bool, m_all: torch.Tensor | None, chunk: int
+    p_all: torch.Tensor,
+    ref_all: torch.Tensor,
+    soft: bool,
+    m_all: torch.Tensor | None,
+    chunks: list[tuple[int, int, int]],
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """``(image, p, ref)`` chunk by chunk: voxels of the mask only, probabilities and labels checked."""
-    batch, channels, voxels = p_all.shape
-    for b in range(batch):
-        for start in range(0, voxels, chunk):
-            stop = min(start + chunk, voxels)
-            p = p_all[b, :, start:stop]
-            ref = ref_all[b, ..., start:stop]
-            if m_all is not None:
-                keep = m_all[b, start:stop]
-                p, ref = p[:, keep], ref[..., keep]
-            if p.shape[1] == 0:
-                continue
-            _check_probabilities(p, "probs")
-            if soft:
-                ref = ref.double()
-                _check_probabilities(ref, "soft labels")
-            else:
-                ref = _check_labels(ref, channels)
-            yield b, p, ref
+    """``(image, p, ref)`` of the given chunks: voxels of the mask only, probabilities and labels checked."""
+    channels = p_all.shape[1]
+    for b, start, stop in chunks:
+        p = p_all[b, :, start:stop]
+        ref = ref_all[b, ..., start:stop]
+        if m_all is not None:
+            keep = m_all[b, start:stop]
+            p, ref = p[:, keep], ref[..., keep]
+        if p.shape[1] == 0:
+            continue
+        _check_probabilities(p, "probs")
+        if soft:
+            ref = ref.double()
+            _check_probabilities(ref, "soft labels")
+        else:
+            ref = _check_labels(ref, channels)
+        yield b, p, ref
+
+
+_T = TypeVar("_T")
+
+
+def _map_chunks(
+    work: Callable[[list[tuple[int, int, int]]], _T], chunks: list[tuple[int, int, int]], device: torch.device
+) -> list[_T]:
+    """Run ``work`` on the chunks, split round-robin among ``torch.get_num_threads()`` worker threads on CPU.
+
+    Each worker runs its kernels on one intra-op thread (``torch.set_num_threads(1)`` is per thread for a thread
+    that computes; the process-wide setting is restored afterwards), so that no kernel waits at a barrier for a
+    thread the operating system has descheduled: on a loaded machine a 2-thread kernel is as slow as its slower
+    half, while a worker that gets no core simply lets the other go on. The split is static, so the sums (and
+    their rounding) do not depend on timing. Returns one result per worker, in worker order.
+    """
+    threads = torch.get_num_threads()
+    workers = min(threads, len(chunks)) if device.type == "cpu" else 1
+    if workers <= 1:
+        return [work(chunks)]
+
+    def single_threaded(part: list[tuple[int, int, int]]) -> _T:
+        torch.set_num_threads(1)
+        return work(part)
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(single_threaded, [chunks[k::workers] for k in range(workers)]))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def calibration_statistics(
@@ -471,20 +503,27 @@ def calibration_statistics(
     p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask)
     batch, channels, voxels = p_all.shape
     fine = num_bins * sub_bins
-    opts = {"dtype": torch.float64, "device": p_all.device}
-    top = torch.zeros(batch, 3, fine, **opts) if top_label else None
-    cls_ = torch.zeros(batch, channels, 3, fine, **opts) if classwise else None
-    totals = torch.zeros(batch, 3, **opts)
     chunk = max(1, _CHUNK_ELEMENTS // (channels + 1))
-    buffers = None if soft else _ChunkBuffers(min(chunk, voxels) * (channels + 1), p_all.device)
-    for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunk):
-        top_b = None if top is None else top[b]
-        cls_b = None if cls_ is None else cls_[b]
-        if soft:
-            _soft_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b])
-        else:
-            _hard_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b], buffers)
-    stats = CalibrationStatistics(num_bins, sub_bins, top, cls_, totals)
+
+    def accumulate(chunks: list[tuple[int, int, int]]) -> CalibrationStatistics:
+        opts = {"dtype": torch.float64, "device": p_all.device}
+        top = torch.zeros(batch, 3, fine, **opts) if top_label else None
+        cls_ = torch.zeros(batch, channels, 3, fine, **opts) if classwise else None
+        totals = torch.zeros(batch, 3, **opts)
+        buffers = None if soft else _ChunkBuffers(min(chunk, voxels) * (channels + 1), p_all.device)
+        for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunks):
+            top_b = None if top is None else top[b]
+            cls_b = None if cls_ is None else cls_[b]
+            if soft:
+                _soft_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b])
+            else:
+                _hard_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b], buffers)
+        return CalibrationStatistics(num_bins, sub_bins, top, cls_, totals)
+
+    partials = _map_chunks(accumulate, _chunk_ranges(batch, voxels, chunk), p_all.device)
+    stats = partials[0]
+    for other in partials[1:]:
+        stats = stats + other
     return stats if per_image else stats.sum(0)
 
 
