@@ -1,8 +1,12 @@
-"""The default dataset: packaged asset, simulation pieces against slow references, the built dataset, atomicity."""
+"""The default dataset: packaged asset, simulation pieces against slow references, the built dataset (both
+variants; the deterministic one byte for byte as version 2), caching and atomicity. Rater statistics: test_raters.py."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import nibabel as nib
@@ -18,8 +22,14 @@ from monai_nacl.data import (
 )
 from monai_nacl.data import default_dataset as dd
 from monai_nacl.data.files import build_atomically
+from monai_nacl.data.raters import inter_rater_dice
 
 ASSETS = Path(dd.__file__).parent / "assets"
+
+
+def as_json(settings: object) -> dict:
+    """A dataclass as the datalist records it (tuples become lists)."""
+    return json.loads(json.dumps(asdict(settings)))
 
 
 def test_asset_size_shape_and_licence() -> None:
@@ -121,7 +131,8 @@ def test_deformation_is_a_few_millimetres() -> None:
 def test_built_dataset_layout_and_consistency(small_default: Path) -> None:
     datalist = small_default / "datalist.json"
     data = json.loads(datalist.read_text())
-    assert [len(data[s]) for s in ("training", "validation", "test")] == [1, 1, 1]
+    assert [len(data[s]) for s in ("training", "validation", "test")] == data["split"] == [1, 1, 1]
+    assert data["variant"] == "raters" and data["version"] == dd.DATASET_VERSIONS["raters"]
     assert (small_default / "LICENSE.txt").read_text() == (ASSETS / "MNI_LICENSE.txt").read_text()
     assert check_datalist(datalist, 3) == []
     items = load_decathlon_datalist(str(datalist), True, "training", base_dir=str(small_default))
@@ -136,6 +147,69 @@ def test_built_dataset_layout_and_consistency(small_default: Path) -> None:
         assert label.dtype == np.uint8 and image.get_data_dtype() == np.float32
         np.testing.assert_allclose(soft.sum(-1), 1.0, atol=1e-5)
         assert soft.min() >= 0.0
+        # a rater's label follows the tissue maps up to its boundary errors
+        assert 0.6 < (label == soft.argmax(-1))[(label > 0) | (soft.argmax(-1) > 0)].mean() < 0.95
+        pixels = np.asarray(image.dataobj)
+        assert pixels.min() >= 0.0 and np.isfinite(pixels).all()
+        assert (label[pixels == 0] > 0).mean() < 0.01  # tissue lies inside the (skull-stripped) image
+        wm, gm = pixels[label == 2], pixels[label == 1]
+        assert np.median(wm) > 1.15 * np.median(gm)  # T1 contrast survives bias, gamma and noise
+    for entry in data["training"] + data["validation"]:
+        assert "label_raters" not in entry
+    (test,) = data["test"]
+    assert test["label_raters"][0] == test["label"] and len(test["label_raters"]) == dd.DEFAULT_TEST_RATERS
+    assert test["label_raters"][1:] == [
+        "labelsRatersTs/case_002_rater2.nii.gz",
+        "labelsRatersTs/case_002_rater3.nii.gz",
+    ]
+    for file in test["label_raters"]:
+        rater = nib.load(str(small_default / file))
+        np.testing.assert_allclose(rater.affine, template_affine)
+        assert rater.get_data_dtype() == np.uint8 and rater.shape == (98, 116, 94)
+    recorded = [data["inter_rater_dice"][name] for name in ("grey matter", "white matter")]
+    np.testing.assert_allclose(recorded, inter_rater_dice(datalist, 3)["mean"], atol=1e-4)
+    assert data["acquisition"]["test"] == as_json(dd.TEST_ACQUISITION)
+    assert data["acquisition"]["training"] == data["acquisition"]["validation"] == as_json(dd.TRAINING_ACQUISITION)
+    assert data["raters"]["model"] == as_json(dd.DEFAULT_RATER_MODEL)
+    assert items[0]["image"] == str(small_default / data["training"][0]["image"])
+    assert set(json.loads(datalist.read_text())["class_fractions"]) == {
+        "background/other",
+        "grey matter",
+        "white matter",
+    }
+
+
+# sha256 of every file of the deterministic 3-case build of seed 0 (.nii.gz: of the decompressed NIfTI, so a
+# different zlib cannot change it), computed with the code before the raters variant existed (dataset version 2)
+VERSION_2_SHA256 = {
+    "LICENSE.txt": "db72d7302a217010dca9c63260cf8ff0a53b8c82d8f950259e0af37bbe6818c3",
+    "datalist.json": "059c64928922a70d366ca47b291caaf81977bc0580e40ba245b7915ba8718038",
+    "imagesTr/case_000.nii.gz": "2347a7bab01458bcdb8d1e136f0b06172a8e624e9ebc9b5606b2a986b8dbee4d",
+    "imagesTr/case_001.nii.gz": "90892edf534684877c82f6de696fca811e7a51c5cbe96d8d44eebac6d024449e",
+    "imagesTr/case_002.nii.gz": "9c7bcc5dbb9acb99287e6aa0957ca261da3099a5735b798fc1dad957b0d47391",
+    "labelsTr/case_000.nii.gz": "57012b321b02fc0a6cf5c1f6813ed3f8efde3fe5753ca2314a37b6e47a2dc5ac",
+    "labelsTr/case_001.nii.gz": "375263d9cabb1c85d331eb2bb1c8afb77f9b955cdfe098901c26ddbce95424d9",
+    "labelsTr/case_002.nii.gz": "bbad61ea7ca939f93f8e3738d166d4b04e2399d7136a895defb84d26c371f683",
+    "softlabelsTr/case_000.nii.gz": "35b3bba42e69f0ed5b77608950696990a94e16c468f0c7d4704655e6b66cc1ae",
+    "softlabelsTr/case_001.nii.gz": "b71a5bd98d68a7aabb2cd314c4cfe989bb54b9da705710b0c5c0d23e51129876",
+    "softlabelsTr/case_002.nii.gz": "a55a33b21f36e90f06a0f170cb2b4085b9ccc2123ec2a86d5a9730e3b08494ec",
+}
+
+
+def test_deterministic_variant_is_version_2(tmp_path: Path) -> None:
+    """The ambiguity-free variant writes the same bytes as before the raters variant; its labels are the argmax."""
+    folder = Path(dd.build_default_dataset(tmp_path / "det", num_cases=3, seed=0, variant="deterministic")).parent
+    hashes = {}
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        payload = file.read_bytes()
+        hashes[file.relative_to(folder).as_posix()] = hashlib.sha256(
+            gzip.decompress(payload) if file.name.endswith(".gz") else payload
+        ).hexdigest()
+    assert hashes == VERSION_2_SHA256
+    data = json.loads((folder / "datalist.json").read_text())
+    for entry in data["training"] + data["validation"] + data["test"]:
+        label = np.asarray(nib.load(str(folder / entry["label"])).dataobj)
+        soft = np.asarray(nib.load(str(folder / entry["soft_label"])).dataobj)
         # hard labels = argmax of the soft labels, ties to the lower label
         expected = np.zeros(label.shape, dtype=np.uint8)
         best = soft[..., 0].copy()
@@ -143,17 +217,16 @@ def test_built_dataset_layout_and_consistency(small_default: Path) -> None:
             better = soft[..., k] > best
             expected[better], best[better] = k, soft[..., k][better]
         np.testing.assert_array_equal(label, expected)
-        pixels = np.asarray(image.dataobj)
-        assert pixels.min() >= 0.0 and np.isfinite(pixels).all()
-        assert (label[pixels == 0] > 0).mean() < 0.01  # tissue lies inside the (skull-stripped) image
-        wm, gm = pixels[label == 2], pixels[label == 1]
-        assert np.median(wm) > 1.15 * np.median(gm)  # T1 contrast survives bias, gamma and noise
-    assert items[0]["image"] == str(small_default / data["training"][0]["image"])
-    assert set(json.loads(datalist.read_text())["class_fractions"]) == {
-        "background/other",
-        "grey matter",
-        "white matter",
-    }
+
+
+def test_raters_variant_shares_the_training_images(small_default: Path) -> None:
+    """Training and validation images are version 2's bytes; the test image differs by its acquisition only."""
+    for name in ("imagesTr/case_000.nii.gz", "imagesTr/case_001.nii.gz"):
+        payload = gzip.decompress((small_default / name).read_bytes())
+        assert hashlib.sha256(payload).hexdigest() == VERSION_2_SHA256[name]
+    t1, soft, _ = load_mni_template()
+    test, _, _ = dd.simulate_case(np.random.default_rng([0, 2]), t1, soft, 2.0, dd.TEST_ACQUISITION)
+    np.testing.assert_array_equal(np.asarray(nib.load(str(small_default / "imagesTr/case_002.nii.gz")).dataobj), test)
 
 
 def test_cases_are_deformed_versions_of_the_template(small_default: Path) -> None:
@@ -191,15 +264,38 @@ def test_ensure_reuses_an_existing_dataset(small_default: Path, monkeypatch: pyt
     assert default_dataset_dir() == Path.home() / ".cache" / "monai_nacl" / "mni152_tissue"
 
 
-def test_ensure_rebuilds_an_older_version(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "old, variant, split",
+    [
+        ({"version": 0, "numCases": 3}, "deterministic", [1, 1, 1]),  # no "variant": a deterministic build
+        ({"version": 0, "variant": "raters", "split": [1, 1, 1]}, "raters", [1, 1, 1]),
+    ],
+)
+def test_ensure_rebuilds_an_older_version(tmp_path: Path, old: dict, variant: str, split: list[int]) -> None:
     folder = tmp_path / "old"
     with build_atomically(folder) as staging:
-        old = {"name": "mni152_tissue", "version": 0, "numCases": 3, "seed": 5, "training": []}
-        (staging / "datalist.json").write_text(json.dumps(old))
-    path = ensure_default_dataset(folder)
+        (staging / "datalist.json").write_text(json.dumps({"name": "mni152_tissue", "seed": 5, **old, "training": []}))
+    path = ensure_default_dataset(folder, variant=variant)
     data = json.loads(Path(path).read_text())
-    assert data["version"] == dd.DATASET_VERSION and data["seed"] == 5 and len(data["test"]) == 1
+    assert data["version"] == dd.DATASET_VERSIONS[variant] and data["seed"] == 5
+    assert [len(data[s]) for s in ("training", "validation", "test")] == split
+    assert data.get("variant", "deterministic") == variant
     assert check_datalist(path, 3) == []
+    assert ensure_default_dataset(folder, variant=variant) == path
+
+
+def test_ensure_rebuilds_another_variant_with_its_default_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "det"
+    dd.build_default_dataset(folder, num_cases=3, seed=4, variant="deterministic")
+    calls = []
+    monkeypatch.setattr(dd, "build_default_dataset", lambda *args, **kwargs: calls.append((args, kwargs)) or "built")
+    assert ensure_default_dataset(folder, variant="deterministic") == str(folder / "datalist.json")
+    assert ensure_default_dataset(folder) == "built"
+    assert calls == [((folder,), {"seed": 4, "force": True, "variant": "raters"})]
+    with pytest.raises(ValueError, match="variant='noisy' is not one of"):
+        ensure_default_dataset(folder, variant="noisy")
 
 
 def test_ensure_refuses_a_foreign_folder(tmp_path: Path) -> None:
@@ -239,6 +335,34 @@ def test_existing_dataset_needs_force(tmp_path: Path) -> None:
         dd.build_default_dataset(tmp_path / "tiny", num_cases=2)
 
 
-@pytest.mark.parametrize("num_cases, sizes", [(3, (1, 1, 1)), (16, (10, 3, 3)), (20, (12, 4, 4)), (40, (24, 8, 8))])
-def test_split_sizes(num_cases: int, sizes: tuple[int, int, int]) -> None:
-    assert dd.split_sizes(num_cases) == sizes
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"split": (4, 0, 2)}, "each at least 1"),
+        ({"split": (4, 2)}, "three counts"),
+        ({"num_cases": 5, "split": (2, 2, 2)}, "sums to 6"),
+        ({"variant": "noisy"}, "is not one of"),
+        ({"test_raters": 1}, "at least 2 raters"),
+    ],
+)
+def test_builder_rejects_bad_arguments(tmp_path: Path, arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dd.build_default_dataset(tmp_path / "bad", **arguments)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    "num_cases, variant, sizes",
+    [
+        (3, "deterministic", (1, 1, 1)),
+        (16, "deterministic", (10, 3, 3)),
+        (20, "deterministic", (12, 4, 4)),
+        (40, "deterministic", (24, 8, 8)),
+        (3, "raters", (1, 1, 1)),
+        (22, "raters", (10, 4, 8)),
+        (11, "raters", (5, 2, 4)),
+    ],
+)
+def test_split_sizes(num_cases: int, variant: str, sizes: tuple[int, int, int]) -> None:
+    assert dd.split_sizes(num_cases, variant) == sizes
+    assert sum(dd.DEFAULT_SPLITS["raters"]) == dd.DEFAULT_NUM_CASES == 22
