@@ -22,7 +22,8 @@ class ReliabilityDiagramHandler:
     """At the end of every round, draw the reliability diagram of a :class:`CalibrationMetricHandler`'s voxels.
 
     The histograms are those the calibration handler already accumulated (no second pass over the data), pooled
-    over the round and over ranks; only rank 0 writes. Files: ``output_dir/{tag}_epoch{epoch:04d}.png``, where
+    over the round and over ranks, drawn by :func:`~monai_nacl.metrics.plot_reliability_diagram` with the metric's
+    region in the title; only rank 0 writes. Files: ``output_dir/{tag}_epoch{epoch:04d}.png``, where
     ``epoch`` is ``engine.state.epoch`` (for an evaluator run by MONAI's ``ValidationHandler``, the trainer's
     epoch). With a TensorBoard ``SummaryWriter`` the figure is also logged under ``tag`` at that step.
 
@@ -33,6 +34,8 @@ class ReliabilityDiagramHandler:
         tag: file prefix and TensorBoard tag.
         summary_writer: optional ``torch.utils.tensorboard.SummaryWriter`` (or tensorboardX's).
         title: figure title; default ``"{tag} epoch {epoch}"``.
+        classwise: draw one panel per class (``p_c`` against ``1[y = c]``, from the classwise histograms) instead
+            of the top label.
 
     Example (MONAI bundle config)::
 
@@ -49,12 +52,14 @@ class ReliabilityDiagramHandler:
         tag: str = "reliability",
         summary_writer: Any | None = None,
         title: str | None = None,
+        classwise: bool = False,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.metric_name = metric_name
         self.tag = tag
         self.summary_writer = summary_writer
         self.title = title
+        self.classwise = classwise
         self.saved: list[Path] = []
 
     def attach(self, engine: Engine) -> None:
@@ -83,12 +88,16 @@ class ReliabilityDiagramHandler:
         if metric.num_classes is None:
             warnings.warn("ReliabilityDiagramHandler: the calibration metric saw no batch this round; no diagram.")
             return
-        stats = metric.reliability_statistics()  # gathers across ranks: every rank takes part
+        stats = metric.pooled_statistics()  # gathers across ranks: every rank takes part
         if idist.get_rank() != 0:
             return
         epoch = int(engine.state.epoch)
-        title = self.title or f"{self.tag} epoch {epoch}"
-        path = plot_reliability_diagram(stats, self.output_dir / f"{self.tag}_epoch{epoch:04d}.png", title=title)
+        options = {
+            "title": self.title or f"{self.tag} epoch {epoch}",
+            "region": metric.region,
+            "classwise": self.classwise,
+        }
+        path = plot_reliability_diagram(stats, self.output_dir / f"{self.tag}_epoch{epoch:04d}.png", **options)
         self.saved.append(path)
         if self.summary_writer is not None:
-            self.summary_writer.add_figure(self.tag, reliability_figure(stats, title), global_step=epoch)
+            self.summary_writer.add_figure(self.tag, reliability_figure(stats, **options), global_step=epoch)

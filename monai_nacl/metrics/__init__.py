@@ -19,7 +19,19 @@ from monai_nacl.metrics.functional import (
     reliability_from_statistics,
     reliability_statistics,
 )
-from monai_nacl.metrics.plots import plot_reliability_diagram, reliability_figure
+from monai_nacl.metrics.plots import (
+    dataset_reliability_figure,
+    plot_dataset_reliability,
+    plot_reliability_diagram,
+    reliability_figure,
+)
+from monai_nacl.metrics.reliability import (
+    coarse_statistics,
+    concatenate_statistics,
+    dataset_reliability_histogram,
+    statistics_from_dict,
+    statistics_to_dict,
+)
 from monai_nacl.metrics.statistics import CalibrationStatistics, calibration_statistics, region_mask
 
 __all__ = [
@@ -31,13 +43,20 @@ __all__ = [
     "calibration_statistics",
     "calibration_values",
     "classwise_calibration_error",
+    "coarse_statistics",
+    "concatenate_statistics",
+    "dataset_reliability_figure",
+    "dataset_reliability_histogram",
     "evaluate_segmentation",
     "expected_calibration_error",
     "maximum_calibration_error",
     "negative_log_likelihood",
+    "plot_dataset_reliability",
     "plot_reliability_diagram",
     "region_mask",
     "reliability_figure",
     "reliability_from_statistics",
     "reliability_statistics",
+    "statistics_from_dict",
+    "statistics_to_dict",
 ]

@@ -12,6 +12,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 
 from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
 from monai_nacl.metrics.functional import calibration_values
+from monai_nacl.metrics.reliability import coarse_statistics, concatenate_statistics
 from monai_nacl.metrics.statistics import CalibrationStatistics, _as_tensor, hard_labels
 
 __all__ = ["evaluate_segmentation"]
@@ -72,11 +73,15 @@ def evaluate_segmentation(
         include_background: include class 0 in DSC/HD95.
 
     Returns:
-        ``{"classes": [k, ...], "per_case": {...}, "mean": {...}, "pooled": {...}}`` where ``per_case`` holds
+        ``{"classes": [k, ...], "per_case": {...}, "mean": {...}, "pooled": {...}, "case_statistics": ...}``
+        where ``per_case`` holds
         ``dsc``, ``hd95`` (``(num_cases, K)``), ``empty_prediction``, ``empty_reference`` (bool ``(num_cases, K)``)
         and each calibration metric ``(num_cases,)``; ``mean`` holds per-class ``dsc``/``hd95`` means over cases
         (``(K,)``), ``mean_dsc``/``mean_hd95`` (floats, over classes), ``hd95_empty_prediction`` (cases per class),
-        and each calibration metric's mean over cases; ``pooled`` holds the dataset-pooled calibration metrics.
+        and each calibration metric's mean over cases; ``pooled`` holds the dataset-pooled calibration metrics;
+        ``case_statistics`` is the :class:`~monai_nacl.metrics.CalibrationStatistics` of each case (leading dimension
+        ``num_cases``) at ``num_bins`` bins, the data of the reliability pictures
+        (:mod:`monai_nacl.metrics.plots`).
     """
     prob_cases, label_cases = _cases(probs, "probs"), _cases(labels, "labels")
     if len(prob_cases) != len(label_cases):
@@ -89,11 +94,14 @@ def evaluate_segmentation(
     # The metric's per-batch step only, never its buffers: those sync across ranks, and this call must stay
     # rank-local (each rank of a distributed evaluation scores its own cases; the caller gathers the rows).
     calibration = SegmentationCalibrationMetric(num_bins=num_bins, region=region, per_case=True)
-    stat_vectors, case_values = [], []
+    stat_vectors, case_values, case_statistics = [], [], []
     dsc, hd95, empty_pred, empty_ref = [], [], [], []
     for index, (p, y) in enumerate(zip(prob_cases, label_cases)):
         vectors, values = calibration._compute_tensor(y_pred=p, y=y)
         stat_vectors.append(vectors.sum(0))
+        case_statistics.append(
+            coarse_statistics(CalibrationStatistics.from_vector(vectors, num_classes, num_bins, calibration.sub_bins))
+        )
         case_values.append(values)
         reference = F.one_hot(hard_labels(y, tuple(p.shape)), num_classes).movedim(-1, 1).float()
         prediction = F.one_hot(p.argmax(1), num_classes).movedim(-1, 1).float()
@@ -138,4 +146,10 @@ def evaluate_segmentation(
     )
     pooled_values = calibration_values(pooled_statistics)
     pooled = {name: float(pooled_values[name]) for name in METRIC_NAMES}
-    return {"classes": classes, "per_case": per_case, "mean": mean, "pooled": pooled}
+    return {
+        "classes": classes,
+        "per_case": per_case,
+        "mean": mean,
+        "pooled": pooled,
+        "case_statistics": concatenate_statistics(case_statistics),
+    }

@@ -1,4 +1,13 @@
-"""Reliability diagram with confidence histogram (Guo et al. 2017, Fig. 1 style), drawn with matplotlib.
+"""The reliability pictures of this package, drawn from :class:`~monai_nacl.metrics.CalibrationStatistics`.
+
+- :func:`reliability_figure` / :func:`plot_reliability_diagram`: reliability diagram with its confidence histogram
+  (Guo et al. 2017, Fig. 1 style): accuracy per bin as bars, the gap to the bin's mean confidence shaded by its
+  direction (over-confident: confidence above accuracy; under-confident: below), the share of voxels per bin
+  underneath. Several models (a mapping of statistics) are overlaid as curves; ``classwise=True`` draws one
+  panel per class from the classwise histograms (``p_c`` against ``1[y = c]``).
+- :func:`dataset_reliability_figure` / :func:`plot_dataset_reliability`: the dataset reliability histogram of
+  Barfoot et al. (see :func:`~monai_nacl.metrics.reliability.dataset_reliability_histogram`) as one heat map per
+  class.
 
 matplotlib is an optional extra (``pip install monai_nacl[plot]``): it is imported only when a figure is drawn,
 and without pyplot, so no GUI backend or global figure state is involved.
@@ -6,109 +15,366 @@ and without pyplot, so no GUI backend or global figure state is involved.
 
 from __future__ import annotations
 
-import itertools
 import math
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["plot_reliability_diagram", "reliability_figure"]
+from monai_nacl.metrics.functional import reliability_from_statistics
+from monai_nacl.metrics.reliability import dataset_reliability_histogram
+from monai_nacl.metrics.statistics import CalibrationStatistics
+
+__all__ = ["dataset_reliability_figure", "plot_dataset_reliability", "plot_reliability_diagram", "reliability_figure"]
+
+ACCURACY_COLOR = "#4c72b0"
+OVER_CONFIDENT_COLOR = "#d62728"
+OVER_CONFIDENT_FACE = "#f5b4b4"
+UNDER_CONFIDENT_COLOR = "#d97a00"
+UNDER_CONFIDENT_FACE = "#ffd89c"
+_HISTOGRAM_COLOR = "#8c8c8c"
+_PANEL_WIDTH = 4.0  # inches per column
+_MAX_COLUMNS = 4
 
 
-def _matplotlib_figure() -> Any:
+def _matplotlib() -> tuple[Any, Any]:
     try:
         from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import NullFormatter
     except ImportError as e:
         raise ImportError(
-            "plotting a reliability diagram needs matplotlib, which is not installed; install it with "
+            "drawing a reliability picture needs matplotlib, which is not installed; install it with "
             "`pip install matplotlib` (or `pip install monai_nacl[plot]`)."
         ) from e
-    return Figure
+    return Figure, Patch, Line2D, NullFormatter
 
 
-def _as_list(x: torch.Tensor | Any) -> list[float]:
-    return [float(v) for v in torch.as_tensor(x, dtype=torch.float64).reshape(-1)]
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f} %"
 
 
-def reliability_figure(stats: dict[str, Any], title: str | None = None) -> Any:
-    """Build the figure: top, accuracy per bin against the diagonal with the gap shaded; bottom, the share of
-    counted voxels per confidence bin (log scale).
+def _suptitle(figure: Any, lines: Sequence[str], width_inches: float) -> None:
+    """Figure title wrapped to the figure's width (constrained layout then reserves its height)."""
+    chars = max(20, int(width_inches * 72 / (0.6 * 11)))  # ~0.6 em per character at 11 pt
+    text = "\n".join(textwrap.fill(line, chars) for line in lines if line)
+    figure.suptitle(text, fontsize=11)
+
+
+def _check_statistics(stats: Any, what: str) -> CalibrationStatistics:
+    if not isinstance(stats, CalibrationStatistics):
+        raise TypeError(
+            f"{what} must be CalibrationStatistics (e.g. SegmentationCalibrationMetric.pooled_statistics() or "
+            f"calibration_statistics(...)), got {type(stats).__name__}."
+        )
+    return stats
+
+
+def _panels(stats: CalibrationStatistics, classwise: bool, class_names: Sequence[str] | None) -> list[tuple]:
+    """``(name, bins)`` of each panel: the top label, or each class's histogram read as a top-label histogram."""
+    if not classwise:
+        if stats.top_label is None or stats.top_label.ndim != 2:
+            raise ValueError("a reliability diagram needs pooled top-label histograms (3, M); sum per-image ones.")
+        return [("top label", reliability_from_statistics(stats))]
+    if stats.classwise is None or stats.classwise.ndim != 3:
+        raise ValueError("a classwise reliability diagram needs pooled classwise histograms (C, 3, M).")
+    num_classes = stats.classwise.shape[0]
+    names = list(class_names) if class_names is not None else [f"class {c}" for c in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"got {len(names)} class names for {num_classes} classes; give one name per class.")
+    panels = []
+    for c in range(num_classes):
+        single = CalibrationStatistics(stats.num_bins, stats.sub_bins, stats.classwise[c], None, stats.totals)
+        panels.append((names[c], reliability_from_statistics(single)))
+    return panels
+
+
+def _values(bins: Mapping[str, torch.Tensor]) -> dict[str, list[float]]:
+    return {key: [float(v) for v in bins[key].reshape(-1)] for key in ("edges", "count", "confidence", "accuracy")}
+
+
+def _gap_patches(Patch: Any, classwise: bool) -> list[Any]:
+    """Legend patches drawn exactly like the bars (opaque colours, so an overlap never changes a colour)."""
+    accuracy = "the class frequency" if classwise else "accuracy"
+    return [
+        Patch(
+            facecolor=ACCURACY_COLOR,
+            edgecolor="black",
+            label=f"{accuracy.removeprefix('the ')} (height of the outlined bar)",
+        ),
+        Patch(
+            facecolor=OVER_CONFIDENT_FACE,
+            edgecolor=OVER_CONFIDENT_COLOR,
+            hatch="//",
+            label=f"over-confident: mean confidence above {accuracy}",
+        ),
+        Patch(
+            facecolor=UNDER_CONFIDENT_FACE,
+            edgecolor=UNDER_CONFIDENT_COLOR,
+            hatch="\\\\",
+            label=f"under-confident: mean confidence below {accuracy}",
+        ),
+    ]
+
+
+def _smallest_share(panel_bins: Sequence[Mapping[str, torch.Tensor]]) -> float:
+    shares = [float(c / bins["count"].sum()) for bins in panel_bins for c in bins["count"] if c > 0]
+    return min(shares, default=1.0)
+
+
+def _draw_bars(top: Any, bottom: Any, bins: Mapping[str, torch.Tensor]) -> None:
+    """One model: outlined bars of accuracy; between accuracy and the bin's mean confidence, the gap in the colour of
+    its direction (opaque, over the blue where the model is under-confident); the voxel share below."""
+    v = _values(bins)
+    lefts, widths = v["edges"][:-1], [b - a for a, b in zip(v["edges"][:-1], v["edges"][1:])]
+    filled = [i for i, a in enumerate(v["accuracy"]) if not math.isnan(a)]
+    acc = [v["accuracy"][i] for i in filled]
+    conf = [v["confidence"][i] for i in filled]
+    x, w = [lefts[i] for i in filled], [widths[i] for i in filled]
+    top.bar(x, [min(a, c) for a, c in zip(acc, conf)], width=w, align="edge", color=ACCURACY_COLOR, linewidth=0)
+    for over, face, edge, hatch in (
+        (True, OVER_CONFIDENT_FACE, OVER_CONFIDENT_COLOR, "//"),
+        (False, UNDER_CONFIDENT_FACE, UNDER_CONFIDENT_COLOR, "\\\\"),
+    ):
+        keep = [k for k in range(len(filled)) if (conf[k] > acc[k] if over else conf[k] < acc[k])]
+        top.bar(
+            [x[k] for k in keep],
+            [abs(conf[k] - acc[k]) for k in keep],
+            bottom=[min(conf[k], acc[k]) for k in keep],
+            width=[w[k] for k in keep],
+            align="edge",
+            facecolor=face,
+            edgecolor=edge,
+            hatch=hatch,
+            linewidth=0.8,
+        )
+    top.bar(x, acc, width=w, align="edge", facecolor="none", edgecolor="black", linewidth=0.8)
+    total = sum(v["count"])
+    shares = [c / total if total > 0 else 0.0 for c in v["count"]]
+    bottom.bar(lefts, shares, width=widths, align="edge", color=_HISTOGRAM_COLOR, edgecolor="black", linewidth=0.6)
+
+
+def _draw_curve(top: Any, bottom: Any, bins: Mapping[str, torch.Tensor], color: str) -> None:
+    """One of several models: accuracy against mean confidence per non-empty bin, its voxel share as a step line."""
+    v = _values(bins)
+    filled = [i for i, a in enumerate(v["accuracy"]) if not math.isnan(a)]
+    top.plot(
+        [v["confidence"][i] for i in filled],
+        [v["accuracy"][i] for i in filled],
+        marker="o",
+        markersize=3.5,
+        linewidth=1.4,
+        color=color,
+    )
+    total = sum(v["count"])
+    shares = [c / total if total > 0 else 0.0 for c in v["count"]]
+    bottom.stairs(shares, v["edges"], color=color, linewidth=1.4)
+
+
+def reliability_figure(
+    stats: CalibrationStatistics | Mapping[str, CalibrationStatistics],
+    title: str | None = None,
+    region: str | None = None,
+    classwise: bool = False,
+    class_names: Sequence[str] | None = None,
+) -> Any:
+    """Reliability diagram(s) with confidence histogram, from pooled statistics.
+
+    Top, per confidence bin ``(lower, upper]``: one model's accuracy as bars, with the gap to the bin's mean
+    confidence hatched in red where the model is over-confident (mean confidence above accuracy) and in orange
+    where it is under-confident; several models as curves of accuracy against mean confidence (above the diagonal:
+    under-confident, below: over-confident). Bottom: the share of counted voxels per bin (log scale). The title
+    gives the pooled ECE (the CECE for ``classwise``), the region and the number of voxels.
 
     Args:
-        stats: output of :func:`~monai_nacl.metrics.functional.reliability_statistics` or
-            :meth:`~monai_nacl.metrics.SegmentationCalibrationMetric.reliability_statistics`
-            (``edges``, ``count``, ``confidence``, ``accuracy``; ``ece`` optional).
-        title: figure title; the ECE is appended when known.
+        stats: pooled :class:`~monai_nacl.metrics.CalibrationStatistics` of one model (e.g.
+            ``SegmentationCalibrationMetric.pooled_statistics()``), or ``{name: statistics}`` of several models drawn
+            on the same axes (same ``num_bins``).
+        title: first line of the title (e.g. the run and epoch).
+        region: the voxels the statistics count (``"foreground"``, ...), stated in the title when given.
+        classwise: one panel per class from the classwise histograms (confidence ``p_c``, accuracy the frequency of
+            ``y = c``) instead of one top-label panel (confidence ``max_c p_c``, accuracy ``1[argmax p = y]``).
+        class_names: panel names of the classes (default ``class 0``, ``class 1``, ...).
 
     Returns:
         a ``matplotlib.figure.Figure``.
     """
-    missing = [key for key in ("edges", "count", "confidence", "accuracy") if key not in stats]
-    if missing:
-        raise ValueError(f"reliability statistics lack {missing}; pass the dict of reliability_statistics().")
-    edges, count = _as_list(stats["edges"]), _as_list(stats["count"])
-    confidence, accuracy = _as_list(stats["confidence"]), _as_list(stats["accuracy"])
-    lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
-    total = sum(count)
-    filled = [not math.isnan(a) for a in accuracy]
-
-    figure = _matplotlib_figure()(figsize=(5, 6.5))
-    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.bar(
-        [x for x, f in zip(lefts, filled) if f],
-        [a for a, f in zip(accuracy, filled) if f],
-        width=[w for w, f in zip(widths, filled) if f],
-        align="edge",
-        color="tab:blue",
-        edgecolor="black",
-        label="accuracy",
-    )
-    top.bar(
-        [x for x, f in zip(lefts, filled) if f],
-        [c - a for c, a, f in zip(confidence, accuracy, filled) if f],
-        bottom=[a for a, f in zip(accuracy, filled) if f],
-        width=[w for w, f in zip(widths, filled) if f],
-        align="edge",
-        color="tab:red",
-        alpha=0.3,
-        edgecolor="tab:red",
-        hatch="//",
-        label="gap to mean confidence",
-    )
-    top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
-    top.set_xlim(0, 1)
-    top.set_ylim(0, 1)
-    top.set_ylabel("accuracy")
-    top.legend(loc="upper left", fontsize="small")
-    heading = title or "Reliability diagram"
-    if "ece" in stats and not math.isnan(float(stats["ece"])):
-        heading += f" (ECE {100 * float(stats['ece']):.2f} %)"
-    top.set_title(heading)
-    shares = [c / total if total > 0 else 0.0 for c in count]
-    bottom.bar(lefts, shares, width=widths, align="edge", color="tab:gray", edgecolor="black")
-    if any(s > 0 for s in shares):
-        bottom.set_yscale("log")
-    bottom.set_xlabel("confidence")
-    bottom.set_ylabel("share of voxels")
-    figure.tight_layout()
+    Figure, Patch, Line2D, NullFormatter = _matplotlib()
+    models = dict(stats) if isinstance(stats, Mapping) else {"": stats}
+    if not models:
+        raise ValueError("reliability_figure needs the statistics of at least one model.")
+    if len(models) == 1 and title is None:
+        title = next(iter(models)) or None
+    panels = {
+        name: _panels(_check_statistics(s, f"statistics of {name or 'the model'}"), classwise, class_names)
+        for name, s in models.items()
+    }
+    names = [panel_name for panel_name, _ in next(iter(panels.values()))]
+    # per model: its ECE per panel; the title/legend figure is the ECE (top label) or their mean, the CECE
+    eces = {model: [float(bins["ece"]) for _, bins in model_panels] for model, model_panels in panels.items()}
+    score = {model: sum(values) / len(values) for model, values in eces.items()}
+    score_name = "CECE" if classwise else "ECE"
+    overlay = len(models) > 1
+    colors = {model: f"C{k % 10}" for k, model in enumerate(models)}
+    columns = min(len(names), _MAX_COLUMNS)
+    rows = math.ceil(len(names) / columns)
+    width = _PANEL_WIDTH * columns + 0.4
+    figure = Figure(figsize=(width, 5.4 * rows + 0.9), layout="constrained")
+    grid = figure.add_gridspec(2 * rows, columns, height_ratios=[3, 1] * rows)
+    for index, panel_name in enumerate(names):
+        row, column = divmod(index, columns)
+        top = figure.add_subplot(grid[2 * row, column])
+        bottom = figure.add_subplot(grid[2 * row + 1, column], sharex=top)
+        for model, model_panels in panels.items():
+            bins = model_panels[index][1]
+            if overlay:
+                _draw_curve(top, bottom, bins, colors[model])
+            else:
+                _draw_bars(top, bottom, bins)
+        top.plot([0, 1], [0, 1], linestyle="--", color="black", linewidth=1)
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.tick_params(labelbottom=False)
+        if classwise:
+            top.set_ylabel(f"frequency of {panel_name}")
+            bottom.set_xlabel(f"confidence p of {panel_name}")
+            ece = "" if overlay else f": ECE {_percent(next(iter(eces.values()))[index])}"
+            top.set_title(panel_name + ece, fontsize=10)
+        else:
+            top.set_ylabel("accuracy")
+            bottom.set_xlabel("confidence (top-label probability)")
+        bottom.set_ylabel("share of voxels")
+        if _smallest_share([model_panels[index][1] for model_panels in panels.values()]) < 0.01:
+            bottom.set_yscale("log")  # shares spanning more than two decades
+            bottom.yaxis.set_minor_formatter(NullFormatter())
+        if overlay:  # the direction of a curve's distance to the diagonal
+            top.text(0.03, 0.97, "under-confident", transform=top.transAxes, va="top", color="0.35", fontsize=8)
+            top.text(0.97, 0.03, "over-confident", transform=top.transAxes, ha="right", color="0.35", fontsize=8)
+    if overlay:
+        handles = [
+            Line2D(
+                [0],
+                [0],
+                color=colors[model],
+                marker="o",
+                markersize=3.5,
+                label=f"{model}: {score_name} {_percent(score[model])}",
+            )
+            for model in models
+        ]
+    else:
+        handles = _gap_patches(Patch, classwise)
+    handles.append(Line2D([0], [0], linestyle="--", color="black", linewidth=1, label="perfect calibration"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=1 if columns == 1 else 2, fontsize=8)
+    facts = [] if overlay else [f"{score_name} {_percent(next(iter(score.values())))}"]
+    if region:
+        facts.append(f"region: {region}")
+    if not overlay:
+        facts.append(f"{float(next(iter(models.values())).totals[..., 0].sum()):,.0f} voxels")
+    heading = title or ("Classwise reliability diagrams" if classwise else "Reliability diagram")
+    _suptitle(figure, [heading, ", ".join(facts)], width)
     return figure
 
 
-def plot_reliability_diagram(stats: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """Draw a reliability diagram with its confidence histogram and save it as PNG.
+def dataset_reliability_figure(
+    stats: CalibrationStatistics,
+    title: str | None = None,
+    region: str | None = None,
+    class_names: Sequence[str] | None = None,
+    num_accuracy_bins: int | None = None,
+) -> Any:
+    """Dataset reliability histogram (Barfoot et al.): one heat map per class, x the confidence bin of ``p_c``,
+    y the image's accuracy in that bin (frequency of ``y = c``), colour the number of images; the diagonal is
+    perfect calibration, and a column spread far from it shows images that disagree.
 
     Args:
-        stats: per-bin statistics from :func:`~monai_nacl.metrics.functional.reliability_statistics` or
-            :meth:`~monai_nacl.metrics.SegmentationCalibrationMetric.reliability_statistics`.
-        path: output file (``.png``); parent folders are created.
-        title: figure title (the ECE is appended when known).
+        stats: per-image statistics with classwise histograms ``(B, C, 3, M)``, see
+            :func:`~monai_nacl.metrics.reliability.dataset_reliability_histogram`.
+        title: first line of the title.
+        region: the voxels the statistics count, stated in the title when given.
+        class_names: panel names of the classes (default ``class 0``, ``class 1``, ...).
+        num_accuracy_bins: accuracy bins (default ``stats.num_bins``).
 
     Returns:
-        the path written.
+        a ``matplotlib.figure.Figure``.
     """
-    figure = reliability_figure(stats, title)
+    Figure = _matplotlib()[0]
+    from matplotlib import colormaps
+
+    histogram = dataset_reliability_histogram(_check_statistics(stats, "stats"), num_accuracy_bins)
+    count = histogram["count"]
+    num_classes = count.shape[0]
+    names = list(class_names) if class_names is not None else [f"class {c}" for c in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"got {len(names)} class names for {num_classes} classes; give one name per class.")
+    columns = min(num_classes, _MAX_COLUMNS)
+    rows = math.ceil(num_classes / columns)
+    width = 3.6 * columns + 1.2
+    figure = Figure(figsize=(width, 3.6 * rows + 1.0), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    import numpy as np
+
+    most = max(1.0, float(count.max()))
+    # one colour per number of images while they can be told apart, else a continuous scale
+    cmap = colormaps["viridis"].resampled(int(most)) if most <= 12 else colormaps["viridis"]
+    edges, accuracy_edges = histogram["edges"].numpy(), histogram["accuracy_edges"].numpy()
+    image = None
+    for c in range(rows * columns):
+        ax = axes[c // columns][c % columns]
+        if c >= num_classes:
+            ax.set_visible(False)
+            continue
+        grid = np.ma.masked_equal(count[c].numpy().T, 0.0)  # (accuracy bins, confidence bins); no image: blank
+        image = ax.pcolormesh(edges, accuracy_edges, grid, cmap=cmap, vmin=0.5, vmax=most + 0.5)
+        ax.plot([0, 1], [0, 1], linestyle="--", color="black", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_title(names[c], fontsize=10)
+        if c // columns == rows - 1:
+            ax.set_xlabel("confidence p (bin)")
+        if c % columns == 0:
+            ax.set_ylabel("per-image frequency of the class")
+    bar = figure.colorbar(image, ax=axes, shrink=0.8, label="number of images")
+    if most <= 12:
+        bar.set_ticks(range(1, int(most) + 1))
+    facts = [f"{int(histogram['num_images'])} images"]
+    if region:
+        facts.append(f"region: {region}")
+    facts.append("colour: images per cell, white: none")
+    _suptitle(figure, [title or "Dataset reliability histogram", ", ".join(facts)], width)
+    return figure
+
+
+def _save(figure: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
+    figure.savefig(path, format="png", dpi=110)
     return path
+
+
+def plot_reliability_diagram(
+    stats: CalibrationStatistics | Mapping[str, CalibrationStatistics],
+    path: str | Path,
+    title: str | None = None,
+    region: str | None = None,
+    classwise: bool = False,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Draw :func:`reliability_figure` and save it as PNG (parent folders are created); return the path."""
+    return _save(reliability_figure(stats, title, region, classwise, class_names), path)
+
+
+def plot_dataset_reliability(
+    stats: CalibrationStatistics,
+    path: str | Path,
+    title: str | None = None,
+    region: str | None = None,
+    class_names: Sequence[str] | None = None,
+    num_accuracy_bins: int | None = None,
+) -> Path:
+    """Draw :func:`dataset_reliability_figure` and save it as PNG (parent folders are created); return the path."""
+    return _save(dataset_reliability_figure(stats, title, region, class_names, num_accuracy_bins), path)

@@ -1,4 +1,5 @@
-"""The evaluation report of a bundle: ``metrics.csv`` (one row per case), ``summary.json`` and a reliability diagram."""
+"""The evaluation report of a bundle: ``metrics.csv`` (one row per case), ``summary.json``, the calibration histograms
+and the reliability pictures."""
 
 from __future__ import annotations
 
@@ -90,7 +91,12 @@ class SegmentationReportHandler:
       column, ``pooled`` (calibration over every counted voxel of every case), ``num_bins``, ``region`` and
       ``skipped`` (the cases left out before the run, with the data check's findings); undefined values are
       ``null``;
-    - ``reliability.png``: the pooled reliability diagram (when matplotlib is installed).
+    - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``
+      and ``statistics``, see :func:`~monai_nacl.metrics.statistics_to_dict`), from which the comparison report
+      draws its pictures;
+    - with matplotlib installed, the pictures of :mod:`monai_nacl.metrics.plots`: ``reliability.png`` (pooled
+      reliability diagram), ``reliability_classwise.png`` (one per class) and ``dataset_reliability.png`` (the
+      dataset reliability histogram of Barfoot et al.: per class and confidence bin, the images by accuracy).
 
     The items must hold softmax probabilities and integer labels on the same grid, e.g. after ``Invertd`` back
     to the original image space. Under ``torch.distributed`` the rows and histograms of all ranks are gathered
@@ -108,6 +114,9 @@ class SegmentationReportHandler:
         metrics_filename: name of the per-case table.
         summary_filename: name of the summary.
         diagram_filename: name of the reliability diagram; ``None`` to skip it.
+        classwise_diagram_filename: name of the per-class reliability diagrams; ``None`` to skip them.
+        dataset_diagram_filename: name of the dataset reliability histogram; ``None`` to skip it.
+        histograms_filename: name of the per-case calibration histograms; ``None`` to skip them.
         output_transform: maps ``engine.state.output`` to the list of decollated items (default: itself).
         skipped_cases: the run's :class:`~monai_nacl.workflows.SkippedCases`, whose cases ``summary.json`` lists
             under ``skipped``; ``None``: none were skipped.
@@ -125,6 +134,9 @@ class SegmentationReportHandler:
         metrics_filename: str = "metrics.csv",
         summary_filename: str = "summary.json",
         diagram_filename: str | None = "reliability.png",
+        classwise_diagram_filename: str | None = "reliability_classwise.png",
+        dataset_diagram_filename: str | None = "dataset_reliability.png",
+        histograms_filename: str | None = "calibration_histograms.json",
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
         skipped_cases: SkippedCases | None = None,
     ) -> None:
@@ -142,10 +154,14 @@ class SegmentationReportHandler:
         self.metrics_filename = metrics_filename
         self.summary_filename = summary_filename
         self.diagram_filename = diagram_filename
+        self.classwise_diagram_filename = classwise_diagram_filename
+        self.dataset_diagram_filename = dataset_diagram_filename
+        self.histograms_filename = histograms_filename
         self.output_transform = output_transform
         self.skipped_cases = skipped_cases
         self.pooled = SegmentationCalibrationMetric(num_bins=num_bins, region=region)
         self.rows: list[dict[str, Any]] = []
+        self.case_statistics: list[Any] = []
 
     def attach(self, engine: Engine) -> None:
         """Reset at each epoch start, measure each iteration, write at each epoch end."""
@@ -157,6 +173,7 @@ class SegmentationReportHandler:
         """Forget the cases seen so far."""
         self.pooled.reset()
         self.rows = []
+        self.case_statistics = []
 
     def update(self, engine: Engine) -> None:
         """Measure the cases of the engine's current output."""
@@ -186,14 +203,17 @@ class SegmentationReportHandler:
                     include_background=self.include_background,
                 )
             self.rows.append({"case": case_name(item), **flatten_case_metrics(result)})
+            self.case_statistics.append(result["case_statistics"])
             self.pooled(y_pred=probs[None], y=labels[None])
 
-    def _gathered_rows(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def _gathered(items: list[Any]) -> list[Any]:
+        """The items of every rank, rank by rank (each rank's own list when not distributed)."""
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return self.rows
-        gathered: list[list[dict[str, Any]]] = [[] for _ in range(torch.distributed.get_world_size())]
-        torch.distributed.all_gather_object(gathered, self.rows)
-        return [row for rows in gathered for row in rows]
+            return items
+        gathered: list[list[Any]] = [[] for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather_object(gathered, items)
+        return [item for part in gathered for item in part]
 
     def summary(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Summary of per-case rows plus the pooled calibration values (see the class docstring)."""
@@ -216,15 +236,16 @@ class SegmentationReportHandler:
         }
 
     def write(self, engine: Engine | None = None) -> dict[str, Any]:
-        """Write ``metrics.csv``, ``summary.json`` and the diagram (rank 0); return the summary."""
-        rows = self._gathered_rows()
+        """Write ``metrics.csv``, ``summary.json``, the histograms and the pictures (rank 0); return the summary."""
+        rows = self._gathered(self.rows)
         if not rows:
             raise RuntimeError(
                 "SegmentationReportHandler saw no case: the evaluation data list is empty; check the 'test' list "
                 "of the datalist."
             )
         summary = self.summary(rows)
-        stats = self.pooled.reliability_statistics()
+        stats = self.pooled.pooled_statistics()
+        case_statistics = self._gathered([s.to_vector() for s in self.case_statistics])
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
             return summary
         buffer = io.StringIO()
@@ -233,14 +254,35 @@ class SegmentationReportHandler:
         writer.writerows(rows)
         atomic_write_text(os.path.join(self.output_dir, self.metrics_filename), buffer.getvalue())
         atomic_write_text(os.path.join(self.output_dir, self.summary_filename), json.dumps(summary, indent=2) + "\n")
-        if self.diagram_filename and importlib.util.find_spec("matplotlib") is None:
-            warnings.warn(f"matplotlib is not installed: {self.diagram_filename} not written.", stacklevel=2)
-        elif self.diagram_filename:
-            from monai_nacl.metrics import plot_reliability_diagram
-
-            title = f"pooled over {len(rows)} case(s), region {self.region}"
-            atomic_write(
-                os.path.join(self.output_dir, self.diagram_filename),
-                lambda tmp: plot_reliability_diagram(stats, tmp, title=title),
-            )
+        self._write_pictures(stats, [row["case"] for row in rows], case_statistics)
         return summary
+
+    def _write_pictures(self, pooled: Any, cases: list[str], case_vectors: list[torch.Tensor]) -> None:
+        """The per-case histograms and, with matplotlib, the reliability pictures drawn from them."""
+        from monai_nacl.metrics import (
+            CalibrationStatistics,
+            plot_dataset_reliability,
+            plot_reliability_diagram,
+            statistics_to_dict,
+        )
+
+        per_case = CalibrationStatistics.from_vector(torch.cat(case_vectors).cpu(), self.num_classes, self.num_bins, 1)
+        if self.histograms_filename:
+            histograms = {"cases": cases, "region": self.region, "statistics": statistics_to_dict(per_case)}
+            atomic_write_text(os.path.join(self.output_dir, self.histograms_filename), json.dumps(histograms) + "\n")
+        title = f"Evaluation, {len(cases)} case(s) pooled"
+        pictures = {
+            self.diagram_filename: lambda tmp: plot_reliability_diagram(pooled, tmp, title, self.region),
+            self.classwise_diagram_filename: lambda tmp: plot_reliability_diagram(
+                pooled, tmp, title, self.region, classwise=True
+            ),
+            self.dataset_diagram_filename: lambda tmp: plot_dataset_reliability(
+                per_case, tmp, "Evaluation, dataset reliability histogram", self.region
+            ),
+        }
+        pictures = {name: draw for name, draw in pictures.items() if name}
+        if pictures and importlib.util.find_spec("matplotlib") is None:
+            warnings.warn(f"matplotlib is not installed: {', '.join(pictures)} not written.", stacklevel=3)
+            return
+        for name, draw in pictures.items():
+            atomic_write(os.path.join(self.output_dir, name), draw)

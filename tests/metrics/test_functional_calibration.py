@@ -16,7 +16,6 @@ from monai_nacl.metrics import (
     expected_calibration_error,
     maximum_calibration_error,
     negative_log_likelihood,
-    plot_reliability_diagram,
     reliability_statistics,
 )
 
@@ -123,7 +122,7 @@ def test_exact_at_moderate_size():
     assert abs(float(values["cece"]) - cece(p, q)) < 1e-7
 
 
-def test_reliability_statistics_and_plot(tmp_path):
+def test_reliability_statistics():
     probs, labels = _case(shape=(1, 3, 12, 12))
     stats = reliability_statistics(probs, labels, num_bins=10)
     p, q = flatten(probs, labels)
@@ -133,17 +132,6 @@ def test_reliability_statistics_and_plot(tmp_path):
     assert float(stats["confidence"][5]) == pytest.approx(conf[inside].mean(), abs=1e-12)
     assert float(stats["accuracy"][5]) == pytest.approx(acc[inside].mean(), abs=1e-12)
     assert torch.isnan(stats["accuracy"][0])  # top-label confidence >= 1/3 never falls in (0, 0.1]
-    path = plot_reliability_diagram(stats, tmp_path / "sub" / "rel.png", title="test")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_plot_without_matplotlib(monkeypatch, tmp_path):
-    import sys
-
-    probs, labels = _case(shape=(1, 2, 4, 4))
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match="pip install matplotlib"):
-        plot_reliability_diagram(reliability_statistics(probs, labels), tmp_path / "x.png")
 
 
 def test_bad_inputs():
