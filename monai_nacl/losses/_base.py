@@ -266,6 +266,15 @@ class SegmentationCrossEntropyLoss(_Loss):
         """
         return cross_entropy_map(logits, target)
 
+    def image_terms(self, logits: torch.Tensor, target: SegmentationTarget) -> list[tuple[float, torch.Tensor]]:
+        """Terms defined per image and class, as ``(weight, (B, C') losses)``, added to the voxel term by ``forward``.
+
+        Here the soft Dice term (when ``dice_weight > 0``); subclasses may add their own (e.g. a calibration error).
+        """
+        if self.dice_weight > 0:
+            return [(self.dice_weight, soft_dice_per_image(logits, target, self.include_background))]
+        return []
+
     def forward(
         self,
         input: torch.Tensor,
@@ -307,18 +316,20 @@ class SegmentationCrossEntropyLoss(_Loss):
         if tgt.valid is not None:  # where, not a product: an excluded voxel's inf/NaN must not leak in
             voxel = torch.where(tgt.valid, voxel, 0.0)
 
-        dice = None
-        if self.dice_weight > 0:
-            dice = soft_dice_per_image(logits, tgt, self.include_background)
+        terms = self.image_terms(logits, tgt)
 
         if self.reduction == LossReduction.NONE.value:
-            if dice is not None:
-                per_image = dice.mean(1).view(-1, *([1] * (voxel.ndim - 1)))
-                voxel = voxel + self.dice_weight * (per_image if weight is None else per_image * weight)
+            for term_weight, term in terms:
+                per_image = term.mean(1).view(-1, *([1] * (voxel.ndim - 1)))
+                voxel = voxel + term_weight * (per_image if weight is None else per_image * weight)
             return voxel.unsqueeze(1)
         if self.reduction == LossReduction.SUM.value:
             total = voxel.sum()
-            return total if dice is None else total + self.dice_weight * dice.sum()
+            for term_weight, term in terms:
+                total = total + term_weight * term.sum()
+            return total
         count = voxel.numel() if weight is None else weight.sum().clamp_min(1.0)
         total = voxel.sum() / count
-        return total if dice is None else total + self.dice_weight * dice.mean()
+        for term_weight, term in terms:
+            total = total + term_weight * term.mean()
+        return total

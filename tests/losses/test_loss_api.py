@@ -99,12 +99,21 @@ def test_bad_constructor_arguments():
 
 
 def test_factory_defaults():
-    assert LOSS_NAMES == ("ce", "dice_ce", "focal", "ls", "ecp", "svls", "mbls", "nacl", "dice_nacl")
+    assert LOSS_NAMES == (
+        "ce", "dice_ce", "focal", "ls", "ecp", "svls", "mbls", "nacl", "dice_nacl", "adaptive_nacl", "ml1ace"
+    )  # fmt: skip
     logits = torch.randn(2, 3, 6, 6)
     labels = torch.randint(0, 3, (2, 1, 6, 6))
     for name in LOSS_NAMES:
-        loss = create_calibration_loss(name)
+        loss = create_calibration_loss(name, **({"num_classes": 3} if name == "adaptive_nacl" else {}))
         assert torch.isfinite(loss(logits, labels))
+    with pytest.raises(ValueError, match="num_classes"):
+        create_calibration_loss("adaptive_nacl")
+    crac = create_calibration_loss("adaptive_nacl", num_classes=3)
+    assert (crac.margin, crac.kernel_size, crac.penalty_rho.shape) == (5.0, 3, (2, 3))
+    assert torch.allclose(crac.penalty_rho, torch.tensor(0.1))
+    ace = create_calibration_loss("ml1ace")
+    assert (ace.ce_weight, ace.dice_weight, ace.ace_weight, ace.num_bins, ace.binning) == (0.33, 0.33, 0.33, 20, "hard")
     focal = create_calibration_loss("focal")
     assert isinstance(focal, FocalLoss) and focal.gamma == 3.0 and focal.use_softmax and focal.to_onehot_y
     nacl = create_calibration_loss("dice_nacl", alpha=0.2)

@@ -1,0 +1,260 @@
+"""Marginal L1 average calibration error (mL1-ACE) as a differentiable training loss.
+
+Per image and class, the class probability ``p_c`` of every voxel is binned into equal-width bins on ``[0, 1]``;
+the loss is the mean over the non-empty bins of ``|mean p_c - mean 1[y = c]|`` (MONAI's "average calibration
+error" of that image and class), averaged over images and classes. The bin statistics of all images and
+classes come from three scatter-adds over flat (image, class, bin) keys; the gradient runs through the per-bin
+means (hard binning) and also through the bin weights (soft binning).
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.utils import LossReduction
+
+from monai_nacl.losses._base import SegmentationCrossEntropyLoss, SegmentationTarget, cross_entropy_map
+
+__all__ = ["BINNING_MODES", "MarginalL1ACELoss"]
+
+BINNING_MODES = ("hard", "soft")
+
+
+def _bin_sums(
+    keys: tuple[torch.Tensor, ...],
+    weights: tuple[torch.Tensor | None, ...],
+    size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """``sum_i w_i`` per flat key (float64, ``size`` entries), over one or more ``(key, weight)`` pairs.
+
+    A ``None`` weight counts 1 per element.
+    """
+    total = torch.zeros(size, dtype=torch.float64, device=device)
+    for key, weight in zip(keys, weights):
+        flat = key.reshape(-1)
+        source = torch.ones((), dtype=torch.float64, device=device).expand(flat.numel()) if weight is None else weight
+        total.index_add_(0, flat, source.reshape(-1).double())
+    return total
+
+
+class _MarginalL1ACE(torch.autograd.Function):
+    """``(B, C)`` L1 average calibration error of ``softmax(logits)`` per image and class, with a hand-written backward.
+
+    ``labels`` ``(B, 1, N)`` or ``onehot`` ``(B, C, N)`` is the target; ``valid`` ``(B, 1, N)`` bool or ``None``;
+    ``active`` ``(B, C)`` is evaluated inside (class present, channel included) and zeroes the value and gradient
+    of inactive pairs. Excluded voxels are sent to one extra "discard" key whose statistics are never read.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        logits: torch.Tensor,
+        labels: torch.Tensor | None,
+        onehot: torch.Tensor | None,
+        valid: torch.Tensor | None,
+        num_bins: int,
+        soft: bool,
+        min_bin_weight: float,
+        ignore_empty_classes: bool,
+        first_channel: int,
+    ) -> torch.Tensor:
+        batch, channels = logits.shape[:2]
+        probs = torch.softmax(logits, dim=1).reshape(batch, channels, -1)
+        pairs = batch * channels
+        discard = pairs * num_bins
+        base = torch.arange(pairs, dtype=torch.int32, device=logits.device).view(batch, channels, 1) * num_bins
+
+        def keys_of(bins: torch.Tensor) -> torch.Tensor:
+            key = bins.to(torch.int32).add_(base)
+            return key if valid is None else key.masked_fill_(~valid, discard)
+
+        if not soft:
+            # (lower, upper] bins: index ceil(p * M) - 1, with p = 0 in the first bin
+            key = keys_of(torch.mul(probs, num_bins).ceil_().clamp_min_(1).sub_(1))
+            keys, weights = (key,), (None,)
+            frac = None
+        else:
+            # linear split between the two nearest bin centres (m + 0.5) / M; clamped beyond the outer centres
+            position = torch.mul(probs, num_bins).sub_(0.5)
+            lower = position.floor()
+            frac = position.sub_(lower)  # weight of the upper neighbour
+            key_hi = keys_of(torch.add(lower, 1).clamp_(0, num_bins - 1))
+            key_lo = keys_of(lower.clamp_(0, num_bins - 1))
+            keys, weights = (key_lo, key_hi), (1.0 - frac, frac)
+        size = discard + 1
+        count = _bin_sums(keys, weights, size, logits.device)
+        sum_p = _bin_sums(keys, tuple(probs if w is None else w * probs for w in weights), size, logits.device)
+        if labels is not None:
+            # the true class of each voxel: its bin in that class's channel (discarded voxels stay discarded)
+            label_keys = tuple(k.gather(1, labels) for k in keys)
+            label_weights = tuple(None if w is None else w.gather(1, labels) for w in weights)
+            sum_y = _bin_sums(label_keys, label_weights, size, logits.device)
+        else:
+            sum_y = _bin_sums(keys, tuple(onehot if w is None else w * onehot for w in weights), size, logits.device)
+        shape = (batch, channels, num_bins)
+        count, sum_p, sum_y = (x[:discard].view(shape) for x in (count, sum_p, sum_y))
+
+        filled = count >= min_bin_weight
+        safe = count.clamp_min(torch.finfo(count.dtype).tiny)
+        gap = torch.where(filled, (sum_p - sum_y) / safe, 0.0)
+        num_filled = filled.sum(-1, keepdim=True).clamp_min(1)
+        value = gap.abs().sum(-1) / num_filled[..., 0]
+        active = torch.ones((batch, channels), dtype=torch.bool, device=logits.device)
+        active[:, :first_channel] = False
+        if ignore_empty_classes:
+            active &= sum_y.sum(-1) > 0
+        value = torch.where(active, value, 0.0)
+
+        ctx.num_bins, ctx.soft, ctx.first_channel, ctx.logits_shape = num_bins, soft, first_channel, logits.shape
+        # d value / d sum_p = sign(gap) / (K n) = -d value / d sum_y; d value / d n = -|gap| / (K n) (soft only)
+        scale = torch.where(filled & active.unsqueeze(-1), 1.0 / (num_filled * safe), 0.0)
+        ctx.save_for_backward(probs, *keys, frac, onehot, labels, gap.sign() * scale, -gap.abs() * scale)
+        return value[:, first_channel:].float()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        saved = ctx.saved_tensors
+        probs = saved[0]
+        keys = saved[1 : 3 if ctx.soft else 2]
+        frac, onehot, labels, d_mean, d_count = saved[len(keys) + 1 :]
+        batch, channels, _ = probs.shape
+        upstream = grad_out.new_zeros((batch, channels, 1), dtype=torch.float64)
+        upstream[:, ctx.first_channel :, 0] = grad_out.double()
+
+        def table(x: torch.Tensor) -> torch.Tensor:  # per-bin coefficient, flat, with a 0 for the discard key
+            flat = (x * upstream).float().flatten()
+            return torch.cat([flat, flat.new_zeros(1)])
+
+        d_mean = table(d_mean)
+        if not ctx.soft:
+            grad_p = d_mean.index_select(0, keys[0].view(-1)).view_as(probs)
+        else:
+            d_count = table(d_count)
+            key_lo, key_hi = (k.view(-1) for k in keys)
+            mean_lo = d_mean.index_select(0, key_lo).view_as(probs)
+            mean_hi = d_mean.index_select(0, key_hi).view_as(probs)
+            if onehot is None:
+                onehot = torch.zeros_like(probs).scatter_(1, labels, 1.0)
+            # sum_j a_j w_j + dw_j/dp (b_j + a_j (p - y)), with dw_hi/dp = M = -dw_lo/dp between the outer centres
+            weight_term = torch.lerp(mean_lo, mean_hi, frac)
+            slope = (mean_hi - mean_lo).mul_(probs - onehot)
+            slope.add_(d_count.index_select(0, key_hi).view_as(probs)).sub_(
+                d_count.index_select(0, key_lo).view_as(probs)
+            )
+            grad_p = weight_term.add_(slope, alpha=ctx.num_bins)
+        # softmax backward: p * (g - sum_c p_c g_c)
+        grad_p.sub_(torch.linalg.vecdot(probs, grad_p, dim=1).unsqueeze(1)).mul_(probs)
+        return (grad_p.view(ctx.logits_shape), *([None] * 8))
+
+
+class MarginalL1ACELoss(SegmentationCrossEntropyLoss):
+    """Marginal L1 average calibration error loss (mL1-ACE), with optional cross-entropy and Dice terms.
+
+    Barfoot et al. "Average Calibration Error: A Differentiable Loss for Improved Reliability in Image
+    Segmentation", MICCAI 2024, and "Average Calibration Losses for Reliable Uncertainty in Medical Image
+    Segmentation" (arXiv 2506.03942); authors' code github cai4cai/Average-Calibration-Losses.
+
+    .. math::
+        L = w_{ce}\\, \\mathrm{CE} + w_{dice}\\, \\mathrm{Dice} + w_{ace} \\frac{1}{BC} \\sum_{b,c} \\mathrm{ACE}_{b,c},
+        \\qquad \\mathrm{ACE}_{b,c} = \\frac{1}{|M_{b,c}|} \\sum_{m \\in M_{b,c}}
+        \\left| \\frac{\\sum_v w_{m}(p_{b,c,v})\\, p_{b,c,v}}{n_{b,c,m}} -
+        \\frac{\\sum_v w_{m}(p_{b,c,v})\\, y_{b,c,v}}{n_{b,c,m}} \\right|
+
+    with ``p = softmax(l)``, ``y`` the one-hot (or soft) target, ``n_{b,c,m} = sum_v w_m(p_{b,c,v})`` the (soft)
+    voxel count of bin ``m`` and ``M_{b,c}`` the non-empty bins (``n >= min_bin_weight``). ``ACE_{b,c}`` is what
+    ``monai.metrics.CalibrationErrorMetric(calibration_reduction="average")`` reports for that image and class.
+
+    - ``binning="hard"``: ``w_m`` is 1 for the bin ``(m / M, (m + 1) / M]`` holding ``p`` (``p = 0`` in the
+      first); the gradient flows through the per-bin means.
+    - ``binning="soft"``: each voxel is split linearly between the two nearest bin centres ``(m + 0.5) / M``
+      (all to the first / last bin below / above the outer centres); the gradient also flows through the weights.
+
+    Args:
+        num_bins: number of equal-width bins ``M`` on ``[0, 1]`` (default 20, the authors').
+        binning: ``"hard"`` (default) or ``"soft"``.
+        include_background: include class 0 in the ACE and Dice terms (default ``True``, the authors' setting).
+        ignore_empty_classes: an image's ACE of a class absent from its (included) voxels counts as 0 (default
+            ``True``, as the authors: the pair stays in the mean over ``B * C`` with value 0).
+        ce_weight: weight of the cross-entropy term (default 1.0; 0 leaves the ACE term, plus Dice if any).
+        dice_weight: weight of the soft Dice term (default 0.0); MONAI's ``DiceLoss(softmax=True,
+            to_onehot_y=True)`` (the authors' configs use a squared-denominator Dice instead).
+        ace_weight: weight of the ACE term (default 1.0). The published Dice + CE + ACE mix is 0.33 each.
+        min_bin_weight: a bin whose (soft) count is below this is empty and skipped (default 0.01, the authors'
+            soft-binning threshold; for hard binning any voxel makes a bin non-empty).
+        ignore_index, reduction, check_finite: see :class:`~monai_nacl.losses.SegmentationCrossEntropyLoss`.
+            ``"mean"``: CE mean over voxels + weighted means of the Dice and ACE terms over images and classes;
+            ``"sum"``: sums; ``"none"``: ``(B, 1, *spatial)`` map of ``ce_weight * CE_v`` plus each image's Dice
+            and ACE terms (means over classes, times their weights) spread evenly over its voxels. Voxels excluded
+            by ``mask`` / ``ignore_index`` take part in no bin.
+
+    Example:
+        >>> loss = MarginalL1ACELoss(ce_weight=0.33, dice_weight=0.33, ace_weight=0.33)
+        >>> logits = torch.randn(2, 3, 16, 16, requires_grad=True)
+        >>> loss(logits, torch.randint(0, 3, (2, 1, 16, 16))).backward()
+    """
+
+    def __init__(
+        self,
+        num_bins: int = 20,
+        binning: str = "hard",
+        include_background: bool = True,
+        ignore_empty_classes: bool = True,
+        ce_weight: float = 1.0,
+        dice_weight: float = 0.0,
+        ace_weight: float = 1.0,
+        min_bin_weight: float = 0.01,
+        ignore_index: int | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN,
+        check_finite: bool = False,
+    ) -> None:
+        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
+        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
+            raise ValueError(f"num_bins must be an integer >= 1 (the authors use 20), got {num_bins!r}.")
+        if binning not in BINNING_MODES:
+            raise ValueError(f"binning must be one of {BINNING_MODES}, got {binning!r}.")
+        for name, weight in (("ce_weight", ce_weight), ("ace_weight", ace_weight)):
+            if weight < 0:
+                raise ValueError(f"{name} must be >= 0, got {weight}.")
+        if not min_bin_weight > 0:
+            raise ValueError(
+                f"min_bin_weight must be > 0 (a bin needs some weight to have a mean), got {min_bin_weight}."
+            )
+        self.num_bins = num_bins
+        self.binning = binning
+        self.ignore_empty_classes = ignore_empty_classes
+        self.ce_weight = float(ce_weight)
+        self.ace_weight = float(ace_weight)
+        self.min_bin_weight = float(min_bin_weight)
+
+    def voxel_loss(self, logits: torch.Tensor, target: SegmentationTarget, prior: torch.Tensor | None) -> torch.Tensor:
+        """``ce_weight * CE_v``, shape ``(B, *spatial)`` (zeros, and no CE pass, when ``ce_weight == 0``)."""
+        if self.ce_weight == 0:
+            return logits.new_zeros((logits.shape[0], *logits.shape[2:]))
+        ce = cross_entropy_map(logits, target)
+        return ce if self.ce_weight == 1 else ce * self.ce_weight
+
+    def calibration_error(self, logits: torch.Tensor, target: SegmentationTarget) -> torch.Tensor:
+        """``(B, C')`` L1 average calibration error per image and (included) class, differentiable in ``logits``."""
+        batch, channels = logits.shape[:2]
+        labels = None if target.labels is None else target.labels.reshape(batch, 1, -1)
+        onehot = None if target.probs is None else target.probs.reshape(batch, channels, -1)
+        valid = None if target.valid is None else target.valid.reshape(batch, 1, -1)
+        return _MarginalL1ACE.apply(
+            logits,
+            labels,
+            onehot,
+            valid,
+            self.num_bins,
+            self.binning == "soft",
+            self.min_bin_weight,
+            self.ignore_empty_classes,
+            0 if self.include_background else 1,
+        )
+
+    def image_terms(self, logits: torch.Tensor, target: SegmentationTarget) -> list[tuple[float, torch.Tensor]]:
+        """The Dice term (when ``dice_weight > 0``) and the ACE term (when ``ace_weight > 0``)."""
+        terms = super().image_terms(logits, target)
+        if self.ace_weight > 0:
+            terms.append((self.ace_weight, self.calibration_error(logits, target)))
+        return terms
