@@ -2,7 +2,8 @@
 
 Examples::
 
-    python -m monai_nacl.data build-default [--output DIR] [--num_cases 16] [--seed 0] [--force]
+    python -m monai_nacl.data build-default [--output DIR] [--variant raters|deterministic] [--split 10,4,8]
+                                            [--num_cases 22] [--test_raters 3] [--seed 0] [--force]
     python -m monai_nacl.data synthetic --output DIR [--num_cases 6] [--spatial_dims 3] [--size 32]
     python -m monai_nacl.data datalist --layout msd --input Task09_Spleen --output spleen.json --split 0.7,0.15,0.15
     python -m monai_nacl.data datalist --layout folders --input imgs --labels segs --output my.json
@@ -21,8 +22,11 @@ from pathlib import Path
 from monai_nacl.data.checks import check_datalist
 from monai_nacl.data.datalist import LAYOUTS, make_datalist, parse_split
 from monai_nacl.data.default_dataset import (
-    DEFAULT_NUM_CASES,
     DEFAULT_SEED,
+    DEFAULT_SPLITS,
+    DEFAULT_TEST_RATERS,
+    DEFAULT_VARIANT,
+    VARIANTS,
     build_default_dataset,
     default_dataset_dir,
 )
@@ -42,7 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build-default", help="build the MNI152 grey/white matter dataset (offline)")
     build.add_argument("--output", type=Path, default=None, help=f"dataset folder (default {default_dataset_dir()})")
-    build.add_argument("--num_cases", type=int, default=DEFAULT_NUM_CASES, help="cohort size (>= 3)")
+    build.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=DEFAULT_VARIANT,
+        help="raters: simulated annotation, several raters per test case, test cases from another acquisition; "
+        "deterministic: label = argmax of the tissue maps (the version 2 dataset, byte for byte)",
+    )
+    build.add_argument(
+        "--split",
+        default=None,
+        help="train,validation,test case counts (default "
+        + "; ".join(f"{v} {DEFAULT_SPLITS[v]}" for v in VARIANTS)
+        + ")",
+    )
+    build.add_argument(
+        "--num_cases", type=int, default=None, help="cohort size (>= 3) split as the default, or --split"
+    )
+    build.add_argument("--test_raters", type=int, default=DEFAULT_TEST_RATERS, help="raters per test case (raters)")
     build.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the cohort")
     build.add_argument("--force", action="store_true", help="replace an existing dataset folder")
 
@@ -72,13 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError as error:
+        raise ValueError(f"--split {text!r}: give three integer counts, e.g. --split 10,4,8.") from error
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "build-default":
         start = time.monotonic()
-        path = build_default_dataset(args.output, num_cases=args.num_cases, seed=args.seed, force=args.force)
+        path = build_default_dataset(
+            args.output,
+            num_cases=args.num_cases,
+            seed=args.seed,
+            force=args.force,
+            variant=args.variant,
+            split=None if args.split is None else _counts(args.split),
+            test_raters=args.test_raters,
+        )
         data = read_datalist(path)
         sizes = ", ".join(f"{len(data[s])} {s}" for s in SECTIONS)
-        print(f"built {path} in {time.monotonic() - start:.1f} s: {sizes}; class fractions {data['class_fractions']}")
+        print(f"built {path} ({args.variant}) in {time.monotonic() - start:.1f} s: {sizes}")
+        print(f"class fractions {data['class_fractions']}")
+        if "inter_rater_dice" in data:
+            raters = data["raters"]["test_raters"]
+            print(f"inter-rater Dice (test, {raters} raters per case, mean over pairs): {data['inter_rater_dice']}")
     elif args.command == "synthetic":
         path = make_synthetic_dataset(
             args.output, args.num_cases, args.spatial_dims, args.size, args.num_classes, args.seed, force=args.force

@@ -366,3 +366,17 @@ def test_builder_rejects_bad_arguments(tmp_path: Path, arguments: dict, message:
 def test_split_sizes(num_cases: int, variant: str, sizes: tuple[int, int, int]) -> None:
     assert dd.split_sizes(num_cases, variant) == sizes
     assert sum(dd.DEFAULT_SPLITS["raters"]) == dd.DEFAULT_NUM_CASES == 22
+
+
+def test_command_line_builds_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monai_nacl.data.__main__ import main
+
+    folder = tmp_path / "cli"
+    assert main(["build-default", "--output", str(folder), "--split", "1,1,1", "--test_raters", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "(raters)" in printed and "1 training, 1 validation, 1 test" in printed
+    assert "inter-rater Dice (test, 2 raters per case" in printed and "'grey matter': 0.80" in printed
+    (test,) = json.loads((folder / "datalist.json").read_text())["test"]
+    assert len(test["label_raters"]) == 2
+    assert main(["build-default", "--output", str(folder), "--split", "1,x"]) == 2
+    assert "give three integer counts" in capsys.readouterr().err
