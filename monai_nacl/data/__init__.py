@@ -18,17 +18,20 @@ from monai_nacl.data.datalist import (
 )
 from monai_nacl.data.default_dataset import (
     DEFAULT_NUM_CASES,
+    RaterModel,
     build_default_dataset,
     default_dataset_dir,
     ensure_default_dataset,
     load_mni_template,
     simulate_case,
 )
+from monai_nacl.data.raters import inter_rater_dice, pairwise_dice, rater_soft_reference
 from monai_nacl.data.synthetic import make_synthetic_dataset
 
 __all__ = [
     "DEFAULT_NUM_CASES",
     "DataProblem",
+    "RaterModel",
     "acdc_cases",
     "brats_cases",
     "build_default_dataset",
@@ -37,11 +40,14 @@ __all__ = [
     "default_dataset_dir",
     "ensure_default_dataset",
     "folder_cases",
+    "inter_rater_dice",
     "load_mni_template",
     "make_datalist",
     "make_synthetic_dataset",
     "msd_cases",
+    "pairwise_dice",
     "parse_split",
+    "rater_soft_reference",
     "simulate_case",
     "split_cases",
     "write_datalist",
