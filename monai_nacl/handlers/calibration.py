@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from monai.handlers import IgniteMetricHandler
 
-from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
+from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, SegmentationCalibrationMetric
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -28,13 +28,27 @@ class CalibrationMetricHandler(IgniteMetricHandler):
     with ``save_details`` the per-image values go to ``engine.state.metric_details[name]`` (shape
     ``(num_images, 1)``), as MONAI's metric handlers do (e.g. for ``MetricsSaver``).
 
+    Region: by default the ground-truth foreground (``label != 0``, the papers' protocol), as in
+    :class:`~monai_nacl.metrics.SegmentationCalibrationMetric` and :func:`~monai_nacl.metrics.evaluate_segmentation`.
+
+    Names follow MONAI: ``"ace"`` is the average calibration error (MONAI's ``calibration_reduction="average"``),
+    the adaptive (equal-mass) ECE is ``"adaece"``. The marginal names are MONAI's ``CalibrationError`` handler
+    itself (per image and class, one class against the rest, mean over classes and images): with
+    ``region="all"``, ``num_bins`` and ``include_background`` as given to MONAI's handler, ``"marginal_ece"``
+    reports the number MONAI's ``CalibrationError(calibration_reduction="expected")`` reports.
+
     Args:
-        metric_name: which value to report: one of ``"ece"``, ``"cece"``, ``"ace"``, ``"cace"``, ``"mce"``,
-            ``"nll"``, ``"brier"``.
-        num_bins: number of equal-width bins (15 in the NACL papers).
-        region: ``"all"``, ``"foreground"`` (``label != 0``, the authors' protocol), ``"band"`` or ``"bbox"``.
+        metric_name: which value to report: one of :data:`~monai_nacl.metrics.METRIC_NAMES` (``"ece"``,
+            ``"cece"``, ``"ace"``, ``"cace"``, ``"adaece"``, ``"cadaece"``, ``"mce"``, ``"nll"``, ``"brier"``) or
+            of :data:`~monai_nacl.metrics.MARGINAL_NAMES` (``"marginal_ece"``, ``"marginal_ace"``,
+            ``"marginal_mce"``).
+        num_bins: number of equal-width bins; default 15 (the NACL papers) for the pooled metrics, 20 (MONAI's
+            default) for the marginal ones.
+        region: ``"foreground"`` (default, ``label != 0``), ``"all"``, ``"band"`` or ``"bbox"``.
         band_width: dilation radius in voxels for ``region="band"``.
-        per_case: report the mean of per-image values instead of the value over all voxels of the round.
+        per_case: report the mean of per-image values instead of the value over all voxels of the round (the
+            marginal values are per image in both modes).
+        include_background: marginal names only: keep class 0 (MONAI's option of the same name).
         output_transform: maps ``engine.state.output`` to ``(y_pred, y)``: ``y_pred`` softmax probabilities
             ``(B, C, *spatial)`` (not logits, not one-hot), ``y`` labels ``(B, 1, *spatial)``; e.g.
             ``from_engine(["pred", "label"])`` after an ``Activationsd(keys="pred", softmax=True)`` post-transform.
@@ -44,19 +58,32 @@ class CalibrationMetricHandler(IgniteMetricHandler):
     def __init__(
         self,
         metric_name: str = "ece",
-        num_bins: int = 15,
+        num_bins: int | None = None,
         region: str = "foreground",
         band_width: int = 1,
         per_case: bool = False,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        include_background: bool = True,
     ) -> None:
-        if metric_name not in METRIC_NAMES:
-            raise ValueError(f"metric_name must be one of {METRIC_NAMES}, got {metric_name!r}.")
+        if metric_name not in METRIC_NAMES + tuple(MARGINAL_NAMES):
+            raise ValueError(
+                f"metric_name must be one of {METRIC_NAMES + tuple(MARGINAL_NAMES)}, got {metric_name!r} ('ace' is "
+                "MONAI's average calibration error; the adaptive ECE is 'adaece')."
+            )
         self.metric_name = metric_name
-        metric_fn = SegmentationCalibrationMetric(
-            num_bins=num_bins, region=region, band_width=band_width, per_case=per_case
-        )
+        if metric_name in MARGINAL_NAMES:
+            metric_fn = SegmentationCalibrationMetric(
+                region=region,
+                band_width=band_width,
+                per_case=per_case,
+                marginal_bins=20 if num_bins is None else num_bins,
+                marginal_include_background=include_background,
+            )
+        else:
+            metric_fn = SegmentationCalibrationMetric(
+                num_bins=15 if num_bins is None else num_bins, region=region, band_width=band_width, per_case=per_case
+            )
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
     def compute(self) -> float:

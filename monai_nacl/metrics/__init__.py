@@ -1,19 +1,27 @@
 """Calibration metrics of segmentation: exact float64 histograms pooled over whole volumes and datasets.
 
 MONAI's own ``monai.metrics.CalibrationErrorMetric`` (per image, one channel against the rest) stays usable
-beside these; no name here shadows a MONAI name.
+beside these; no name here shadows a MONAI name, and the vocabulary is MONAI's: ``ace`` is the average
+calibration error (unweighted mean over non-empty bins), the adaptive (equal-mass) ECE is ``adaece``.
+:func:`marginal_calibration_error` computes MONAI's quantity itself.
+
+Region: the functions count every voxel where ``mask`` is nonzero (all voxels without a mask);
+:class:`SegmentationCalibrationMetric`, :func:`evaluate_segmentation` and the handler default to the
+ground-truth foreground (``region="foreground"``, the NACL papers' protocol).
 """
 
 from __future__ import annotations
 
-from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
+from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, SegmentationCalibrationMetric
 from monai_nacl.metrics.evaluation import evaluate_segmentation
 from monai_nacl.metrics.functional import (
     adaptive_calibration_error,
+    average_calibration_error,
     brier_score,
     calibration_values,
     classwise_calibration_error,
     expected_calibration_error,
+    marginal_calibration_error,
     maximum_calibration_error,
     negative_log_likelihood,
     reliability_from_statistics,
@@ -32,13 +40,22 @@ from monai_nacl.metrics.reliability import (
     statistics_from_dict,
     statistics_to_dict,
 )
-from monai_nacl.metrics.statistics import CalibrationStatistics, calibration_statistics, region_mask
+from monai_nacl.metrics.statistics import (
+    REGION_DESCRIPTIONS,
+    CalibrationStatistics,
+    calibration_statistics,
+    marginal_statistics,
+    region_mask,
+)
 
 __all__ = [
+    "MARGINAL_NAMES",
     "METRIC_NAMES",
+    "REGION_DESCRIPTIONS",
     "CalibrationStatistics",
     "SegmentationCalibrationMetric",
     "adaptive_calibration_error",
+    "average_calibration_error",
     "brier_score",
     "calibration_statistics",
     "calibration_values",
@@ -49,6 +66,8 @@ __all__ = [
     "dataset_reliability_histogram",
     "evaluate_segmentation",
     "expected_calibration_error",
+    "marginal_calibration_error",
+    "marginal_statistics",
     "maximum_calibration_error",
     "negative_log_likelihood",
     "plot_dataset_reliability",

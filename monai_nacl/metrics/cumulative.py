@@ -14,6 +14,7 @@ from monai_nacl.metrics.functional import (
     DEFAULT_RESOLUTION,
     _sub_bins,
     calibration_values,
+    marginal_values,
     reliability_from_statistics,
 )
 from monai_nacl.metrics.statistics import (
@@ -21,26 +22,37 @@ from monai_nacl.metrics.statistics import (
     CalibrationStatistics,
     calibration_statistics,
     hard_labels,
+    marginal_statistics,
     prepare_inputs,
     region_mask,
 )
 
-__all__ = ["METRIC_NAMES", "SegmentationCalibrationMetric"]
+__all__ = ["MARGINAL_NAMES", "METRIC_NAMES", "SegmentationCalibrationMetric"]
 
-METRIC_NAMES = ("ece", "cece", "ace", "cace", "mce", "nll", "brier")
-"""Values the metric reports: top-label ECE, classwise ECE, adaptive ECE (top-label, classwise), top-label MCE,
-NLL and Brier score (definitions in :mod:`monai_nacl.metrics.functional`)."""
+METRIC_NAMES = ("ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier")
+"""Values the metric always reports: ECE (top label) and CECE (classwise mean), ACE and CACE (MONAI's average
+calibration error, top label and classwise), AdaECE and CAdaECE (adaptive, equal-mass ECE), MCE (top label), NLL
+and Brier score (definitions in :mod:`monai_nacl.metrics.functional`)."""
+
+MARGINAL_NAMES = {"marginal_ece": "expected", "marginal_ace": "average", "marginal_mce": "maximum"}
+"""Values reported when the metric is built with ``marginal_bins``: MONAI's ``CalibrationErrorMetric`` with
+``calibration_reduction`` expected / average / maximum (per image and class, one class against the rest, see
+:func:`~monai_nacl.metrics.functional.marginal_calibration_error`), averaged over classes and images."""
 
 
 class SegmentationCalibrationMetric(CumulativeIterationMetric):
-    """ECE, CECE, ACE, MCE, NLL and Brier of segmentation probabilities over a whole dataset, from summed histograms.
+    """ECE, CECE, ACE, AdaECE, MCE, NLL and Brier of segmentation probabilities over a dataset, from summed histograms.
 
     Each call turns the batch into per-image calibration histograms
     (:func:`~monai_nacl.metrics.statistics.calibration_statistics`, float64, ``(lower, upper]`` bins) and adds them
     to one running sum, so memory does not grow with the number of voxels or images (about
-    ``24 * 3 * (C + 1) * resolution`` bytes, plus ``len(METRIC_NAMES)`` floats per image for the per-case values).
+    ``8 * 3 * (C + 1) * resolution`` bytes, plus ``len(metric_names)`` floats per image for the per-case values).
     Feeding volumes one at a time or all at once gives the same pooled result. Under ``torch.distributed`` the
     running sums of all ranks are gathered by MONAI's ``Cumulative`` and added.
+
+    Region: by default the ground-truth foreground (``label != 0``), the NACL papers' protocol, as in
+    :func:`~monai_nacl.metrics.evaluate_segmentation` and :class:`~monai_nacl.handlers.CalibrationMetricHandler`;
+    ``region="all"`` counts every voxel (as the functional metrics without a mask, and as MONAI does).
 
     Two modes:
 
@@ -49,20 +61,28 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
     - ``per_case=True``: each image gets its own values (the NACL authors' protocol: per volume, then the mean),
       reduced over images by MONAI's ``reduction`` (NaN values of images with an empty region are skipped).
 
+    The marginal values (``marginal_bins`` set) are per image by definition (MONAI's quantity): in both modes their
+    ``aggregate()`` is the mean over images of the mean over classes. With ``region="all"``, the same
+    ``num_bins`` and ``include_background`` they equal ``monai.metrics.CalibrationErrorMetric(...).aggregate()``.
+
     The adaptive ECE is formed from a fine histogram of ``resolution`` sub-bins, with an error bound (see
     :func:`~monai_nacl.metrics.functional.adaptive_calibration_error`); every other value is exact.
 
     Args:
-        num_bins: number of equal-width bins (15 in the NACL papers); also the number of equal-mass bins of ACE.
-        region: voxels that count: ``"all"``; ``"foreground"`` (``label != 0``, the authors' protocol);
-            ``"band"`` (foreground dilated by ``band_width`` voxels); ``"bbox"`` (bounding box of the foreground).
+        num_bins: number of equal-width bins (15 in the NACL papers); also the number of equal-mass bins of AdaECE.
+        region: voxels that count: ``"foreground"`` (default, ``label != 0``); ``"all"``; ``"band"`` (foreground
+            dilated by ``band_width`` voxels); ``"bbox"`` (bounding box of the foreground).
         band_width: dilation radius in voxels for ``region="band"``.
         per_case: report per-image values reduced by ``reduction`` instead of dataset-pooled values.
         reduction: MONAI reduction over images in per-case mode (``"mean"``, ``"none"``, ...).
-        resolution: fine sub-bins of the adaptive ECE histogram (rounded up to a multiple of ``num_bins``).
+        resolution: fine sub-bins of the adaptive ECE histogram (rounded up to a multiple of ``num_bins``; at most
+            ``num_bins`` gives plain bins, valid but with a loose bound).
+        marginal_bins: also report :data:`MARGINAL_NAMES` with this many bins of MONAI's binning (20 is MONAI's
+            default); None: not computed.
+        marginal_include_background: keep class 0 in the marginal values (MONAI's ``include_background``).
 
     Example:
-        >>> metric = SegmentationCalibrationMetric(region="foreground")
+        >>> metric = SegmentationCalibrationMetric()  # foreground voxels
         >>> for probs, labels in loader:  # probs (B, C, *spatial) softmax, labels (B, 1, *spatial)
         ...     metric(y_pred=probs, y=labels)
         >>> metric.aggregate()["ece"]
@@ -71,24 +91,35 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
     def __init__(
         self,
         num_bins: int = 15,
-        region: str = "all",
+        region: str = "foreground",
         band_width: int = 1,
         per_case: bool = False,
         reduction: MetricReduction | str = MetricReduction.MEAN,
         resolution: int = DEFAULT_RESOLUTION,
+        marginal_bins: int | None = None,
+        marginal_include_background: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(num_bins, int) or num_bins < 1:
             raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
         if region not in REGIONS:
             raise ValueError(f"region must be one of {REGIONS}, got {region!r}.")
+        if marginal_bins is not None and (not isinstance(marginal_bins, int) or marginal_bins < 1):
+            raise ValueError(f"marginal_bins must be a positive integer or None, got {marginal_bins!r}.")
         self.num_bins = num_bins
         self.sub_bins = _sub_bins(num_bins, resolution)
         self.region = region
         self.band_width = band_width
         self.per_case = per_case
         self.reduction = reduction
+        self.marginal_bins = marginal_bins
+        self.marginal_include_background = marginal_include_background
         self.num_classes: int | None = None
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the reported values: :data:`METRIC_NAMES`, then :data:`MARGINAL_NAMES` when computed."""
+        return METRIC_NAMES + (tuple(MARGINAL_NAMES) if self.marginal_bins is not None else ())
 
     def _compute_tensor(
         self, y_pred: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, **kwargs: Any
@@ -101,7 +132,7 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
             mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, combined (AND) with the region.
 
         Returns:
-            ``[statistics (B, S), values (B, len(METRIC_NAMES))]``: per-image histogram vectors and metric values.
+            ``[statistics (B, S), values (B, len(metric_names))]``: per-image histogram vectors and metric values.
         """
         if y is None:
             raise ValueError("SegmentationCalibrationMetric needs the reference labels y.")
@@ -120,7 +151,12 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
             y_pred, y, num_bins=self.num_bins, mask=region, sub_bins=self.sub_bins, per_image=True
         )
         values = calibration_values(stats)
-        return [stats.to_vector(), torch.stack([values[name] for name in METRIC_NAMES], dim=-1)]
+        columns = [values[name] for name in METRIC_NAMES]
+        if self.marginal_bins is not None:
+            hist = marginal_statistics(y_pred, y, num_bins=self.marginal_bins, mask=region)
+            marginal = marginal_values(hist if self.marginal_include_background else hist[:, 1:])
+            columns += [marginal[reduction].mean(-1) for reduction in MARGINAL_NAMES.values()]
+        return [stats.to_vector(), torch.stack(columns, dim=-1)]
 
     def extend(self, *data: Any) -> None:
         """Add a batch: histogram vectors go into one running sum (bounded memory), per-case values are kept."""
@@ -147,14 +183,21 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
     def case_values(self) -> dict[str, torch.Tensor]:
         """Per-image values ``{name: (num_images,)}`` in the order the images were seen (rank by rank)."""
         values = self._require_data()[1]
-        return {name: values[:, k] for k, name in enumerate(METRIC_NAMES)}
+        return {name: values[:, k] for k, name in enumerate(self.metric_names)}
+
+    @staticmethod
+    def _mean_over_images(value: torch.Tensor) -> float:
+        # MONAI's mean over non-NaN values, kept in float64 (MONAI's casts to float32)
+        kept = value[~torch.isnan(value)]
+        return float(kept.mean()) if kept.numel() else float("nan")
 
     def aggregate(self) -> dict[str, float | torch.Tensor]:
-        """The metrics ``{"ece", "cece", "ace", "cace", "mce", "nll", "brier"}``.
+        """The metrics ``{name: value}`` for every name of :attr:`metric_names`.
 
         Returns:
-            dataset-pooled floats (``per_case=False``), or the per-case values reduced by ``reduction`` (floats for
-            scalar reductions, tensors otherwise). NaN, with a warning, when no voxel was counted.
+            dataset-pooled floats (``per_case=False``; marginal values: mean over images), or the per-case values
+            reduced by ``reduction`` (floats for scalar reductions, tensors otherwise). NaN, with a warning, when no
+            voxel was counted.
         """
         if self.per_case:
             cases = self.case_values()
@@ -162,9 +205,7 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
             reduction = look_up_option(self.reduction, MetricReduction)
             for name, value in cases.items():
                 if reduction in (MetricReduction.MEAN, MetricReduction.MEAN_BATCH):
-                    # same as MONAI's mean over non-NaN values, kept in float64 (MONAI's casts to float32)
-                    kept = value[~torch.isnan(value)]
-                    result[name] = float(kept.mean()) if kept.numel() else float("nan")
+                    result[name] = self._mean_over_images(value)
                     continue
                 reduced, _ = do_metric_reduction(value[:, None].clone(), reduction)
                 result[name] = float(reduced) if reduced.numel() == 1 else reduced
@@ -180,7 +221,11 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
             warnings.warn(
                 f"no voxel was counted in region '{self.region}'; the calibration values are NaN.", stacklevel=2
             )
-        return {name: float(values[name]) for name in METRIC_NAMES}
+        result = {name: float(values[name]) for name in METRIC_NAMES}
+        if self.marginal_bins is not None:
+            cases = self.case_values()
+            result.update({name: self._mean_over_images(cases[name]) for name in MARGINAL_NAMES})
+        return result
 
     def reliability_statistics(self) -> dict[str, torch.Tensor]:
         """Per-bin count, mean confidence and accuracy of the pooled top label, for a reliability diagram."""

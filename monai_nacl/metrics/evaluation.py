@@ -50,7 +50,7 @@ def evaluate_segmentation(
     region: str = "foreground",
     include_background: bool = False,
 ) -> dict:
-    """Dice, HD95 and calibration (ECE, CECE, ACE, classwise ACE, MCE, NLL, Brier) per case, averaged and pooled.
+    """Dice, HD95 and calibration (ECE, CECE, ACE, CACE, AdaECE, CAdaECE, MCE, NLL, Brier) per case, mean and pooled.
 
     Segmentation quality uses MONAI's ``compute_dice`` and ``compute_hausdorff_distance(percentile=95)`` on the
     argmax of ``probs`` (HD95 in physical units when ``spacing`` is given). Unlike the NACL papers' HD95 (0 for an
@@ -59,9 +59,12 @@ def evaluate_segmentation(
     prediction has HD95 ``inf`` and flag ``empty_prediction`` (DSC 0). Means skip non-finite values and the number
     of flagged cases is reported beside them.
 
-    Calibration is measured over ``region`` (default: ground-truth foreground, the authors' protocol) with
-    :class:`~monai_nacl.metrics.SegmentationCalibrationMetric`: per case, their mean over cases (the papers'
-    figure) and dataset-pooled (every counted voxel of every case together).
+    Calibration is measured over ``region`` (default: ground-truth foreground, the authors' protocol, as in
+    :class:`~monai_nacl.metrics.SegmentationCalibrationMetric`) with that metric's per-image step: per case,
+    their mean over cases (the papers' figure) and dataset-pooled (every counted voxel of every case together,
+    from a running sum of the cases' histograms, so memory does not grow with the number of cases). Names as in
+    :data:`~monai_nacl.metrics.METRIC_NAMES`: ``ace`` / ``cace`` are MONAI's average calibration error, the
+    adaptive ECE is ``adaece`` / ``cadaece``.
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities, or a sequence of ``(C, *spatial)`` cases of any sizes.
@@ -94,11 +97,12 @@ def evaluate_segmentation(
     # The metric's per-batch step only, never its buffers: those sync across ranks, and this call must stay
     # rank-local (each rank of a distributed evaluation scores its own cases; the caller gathers the rows).
     calibration = SegmentationCalibrationMetric(num_bins=num_bins, region=region, per_case=True)
-    stat_vectors, case_values, case_statistics = [], [], []
+    pooled_vector: torch.Tensor | None = None
+    case_values, case_statistics = [], []
     dsc, hd95, empty_pred, empty_ref = [], [], [], []
     for index, (p, y) in enumerate(zip(prob_cases, label_cases)):
         vectors, values = calibration._compute_tensor(y_pred=p, y=y)
-        stat_vectors.append(vectors.sum(0))
+        pooled_vector = vectors.sum(0) if pooled_vector is None else pooled_vector + vectors.sum(0)
         case_statistics.append(
             coarse_statistics(CalibrationStatistics.from_vector(vectors, num_classes, num_bins, calibration.sub_bins))
         )
@@ -141,9 +145,7 @@ def evaluate_segmentation(
     mean["mean_hd95"] = float(_nanmean(mean["hd95"]))
     for name in METRIC_NAMES:
         mean[name] = float(_nanmean(per_case[name]))
-    pooled_statistics = CalibrationStatistics.from_vector(
-        torch.stack(stat_vectors).sum(0), num_classes, num_bins, calibration.sub_bins
-    )
+    pooled_statistics = CalibrationStatistics.from_vector(pooled_vector, num_classes, num_bins, calibration.sub_bins)
     pooled_values = calibration_values(pooled_statistics)
     pooled = {name: float(pooled_values[name]) for name in METRIC_NAMES}
     return {

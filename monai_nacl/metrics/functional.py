@@ -6,19 +6,31 @@ Each function is :func:`~monai_nacl.metrics.statistics.calibration_statistics` (
 class ``c`` at a counted voxel, ``y`` its label (or ``q_c`` a soft reference), ``N`` the number of counted voxels,
 ``B_m`` the voxels whose confidence falls into bin ``m`` (equal width, ``(lower, upper]``).
 
+Region: the functions here count every voxel where ``mask`` is nonzero, every voxel of the input without a mask.
+The NACL papers' protocol is the ground-truth foreground, ``mask = labels != 0``, which the region-aware tools
+(:class:`~monai_nacl.metrics.SegmentationCalibrationMetric`, :func:`~monai_nacl.metrics.evaluate_segmentation`,
+:class:`~monai_nacl.handlers.CalibrationMetricHandler`) use by default (``region="foreground"``).
+
+Names follow MONAI's ``monai.metrics.CalibrationErrorMetric``: ECE expected, ACE average, MCE maximum; a ``c``
+prefix is the classwise mean. The adaptive (equal-mass) ECE is AdaECE, never ACE.
+
 - ECE, top label (Guo et al. 2017; NACL: 15 bins): ``sum_m |sum_{B_m} conf - sum_{B_m} acc| / N`` with
   ``conf = max_c p_c`` and ``acc = 1[argmax p = y]`` (soft reference: ``q_{argmax p}``).
 - CECE, classwise (Kull et al. 2019; NACL): for each class the ECE of ``p_c`` against ``1[y = c]`` (``q_c``),
   over all N voxels, then the unweighted mean over the C classes (background included, as the authors do).
+- ACE, average calibration error (MONAI's "average" reduction; Barfoot et al. 2024): the unweighted mean of
+  ``|mean_{B_m} conf - mean_{B_m} acc|`` over the non-empty bins; CACE the classwise mean of each class's ACE.
 - MCE (Naeini et al. 2015): ``max_m |mean_{B_m} conf - mean_{B_m} acc|`` over non-empty bins.
-- ACE, adaptive ECE (Nixon et al. 2019; Mukhoti et al. 2020): the ECE over equal-mass bins (each holds
+- Marginal calibration errors (:func:`marginal_calibration_error`): MONAI's ``CalibrationErrorMetric`` itself,
+  per image and class (one class against the rest), from :func:`~monai_nacl.metrics.statistics.marginal_statistics`.
+- AdaECE, adaptive ECE (Nixon et al. 2019; Mukhoti et al. 2020): the ECE over equal-mass bins (each holds
   ``N / num_bins`` voxels by rank of confidence). Computed from a fine histogram (``resolution`` equal-width
   sub-bins ``(lo_s, hi_s]``): a sub-bin goes whole to the equal-mass bin of its first voxel rank, so only voxels
   of the sub-bins that straddle one of the ``num_bins - 1`` rank boundaries can be in another bin than in the
   exact rank-based partition. Moving one voxel changes the sum by at most ``2 |conf - acc|``, and over a sub-bin
   ``sum |conf - acc| <= (n_s - A_s) hi_s + A_s (1 - lo_s)`` (``A_s`` its accuracy sum), hence
-  ``|ACE - ACE_exact| <= 2 / N * sum_{straddling s} [(n_s - A_s) hi_s + A_s (1 - lo_s)]``, returned as
-  ``ace_bound``. It is small when the straddling sub-bins are sparse or confidently correct (the usual case for a
+  ``|AdaECE - AdaECE_exact| <= 2 / N * sum_{straddling s} [(n_s - A_s) hi_s + A_s (1 - lo_s)]``, returned as
+  ``adaece_bound`` (CAdaECE, ``cadaece``: the classwise mean). It is small when the straddling sub-bins are sparse or confidently correct (the usual case for a
   trained network); it grows with many confidently wrong voxels sharing a sub-bin.
 - NLL: ``-sum log p_y / N`` (soft: ``-sum_c q_c log p_c / N``), ``p`` clamped at
   :data:`~monai_nacl.metrics.statistics.NLL_EPS`.
@@ -33,14 +45,25 @@ import math
 
 import torch
 
-from monai_nacl.metrics.statistics import CalibrationStatistics, calibration_statistics, warn_if_empty
+from monai_nacl.metrics.statistics import (
+    CalibrationStatistics,
+    calibration_statistics,
+    marginal_statistics,
+    warn_if_empty,
+)
 
 __all__ = [
+    "MARGINAL_REDUCTIONS",
+    "RENAMED_VALUES",
+    "CalibrationValues",
     "adaptive_calibration_error",
+    "average_calibration_error",
     "brier_score",
     "calibration_values",
     "classwise_calibration_error",
     "expected_calibration_error",
+    "marginal_calibration_error",
+    "marginal_values",
     "maximum_calibration_error",
     "negative_log_likelihood",
     "reliability_from_statistics",
@@ -49,6 +72,27 @@ __all__ = [
 
 DEFAULT_RESOLUTION = 10000
 """Fine sub-bins of the histogram behind the adaptive ECE (rounded up to a multiple of ``num_bins``)."""
+
+MARGINAL_REDUCTIONS = ("expected", "average", "maximum")
+"""Reductions over bins of :func:`marginal_calibration_error`, MONAI's ``CalibrationReduction`` values."""
+
+RENAMED_VALUES = {"ace_bound": "adaece_bound", "cace_bound": "cadaece_bound"}
+"""Keys of the adaptive ECE's error bounds from when the adaptive ECE was called ``ace`` / ``cace`` (those two
+names now mean MONAI's average calibration error, top-label and classwise; the adaptive ECE is ``adaece`` /
+``cadaece``): asking for one of them raises an error naming the new one."""
+
+
+class CalibrationValues(dict):
+    """The ``{name: value}`` dictionary of :func:`calibration_values`; a renamed key raises a KeyError naming its
+    new name (see :data:`RENAMED_VALUES`)."""
+
+    def __missing__(self, key: object) -> torch.Tensor:
+        if key in RENAMED_VALUES:
+            raise KeyError(
+                f"{key!r} was renamed {RENAMED_VALUES[key]!r}: the adaptive (equal-mass) ECE is 'adaece' / 'cadaece'; "
+                "'ace' / 'cace' are MONAI's average calibration error."
+            )
+        raise KeyError(key)
 
 
 def _coarse(hist: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -62,14 +106,25 @@ def _ece(hist: torch.Tensor, num_bins: int) -> torch.Tensor:
     return (conf - acc).abs().sum(-1) / count.sum(-1)
 
 
+def _bin_gaps(coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 3, K) histogram -> per-bin ``|mean conf - mean acc|`` (0 in empty bins) and the non-empty mask."""
+    count, conf, acc = coarse.unbind(-2)
+    nonempty = count > 0
+    return torch.where(nonempty, (conf - acc).abs() / count.clamp_min(1), 0.0), nonempty
+
+
 def _mce(hist: torch.Tensor, num_bins: int) -> torch.Tensor:
-    count, conf, acc = _coarse(hist, num_bins).unbind(-2)
-    gaps = torch.where(count > 0, (conf - acc).abs() / count.clamp_min(1), 0.0)
-    worst = gaps.amax(-1)
-    return torch.where(count.sum(-1) > 0, worst, math.nan)
+    gaps, nonempty = _bin_gaps(_coarse(hist, num_bins))
+    return torch.where(nonempty.any(-1), gaps.amax(-1), math.nan)
 
 
-def _ace(hist: torch.Tensor, num_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _average(hist: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """Average calibration error: the unweighted mean of the gaps of the non-empty bins (NaN when all are empty)."""
+    gaps, nonempty = _bin_gaps(_coarse(hist, num_bins))
+    return gaps.sum(-1) / nonempty.sum(-1)
+
+
+def _adaptive(hist: torch.Tensor, num_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Adaptive ECE from a fine histogram (..., 3, M) and its error bound (see the module docstring)."""
     count, conf, acc = hist.unbind(-2)
     n_fine = count.round().long()
@@ -83,7 +138,7 @@ def _ace(hist: torch.Tensor, num_bins: int) -> tuple[torch.Tensor, torch.Tensor]
     sums_acc = torch.zeros_like(sums_conf)
     sums_conf.scatter_add_(-1, target, conf)
     sums_acc.scatter_add_(-1, target, acc)
-    ace = (sums_conf - sums_acc).abs().sum(-1) / total[..., 0]
+    adaece = (sums_conf - sums_acc).abs().sum(-1) / total[..., 0]
     # a sub-bin straddles a rank boundary j*N/num_bins when one lies strictly inside (before, after):
     # ceil(after*k/N) - floor(before*k/N) - 1 > 0 (target = floor(before*k/N) for non-empty sub-bins)
     ceil_after = -((-after * num_bins).div(safe_total, rounding_mode="floor"))
@@ -94,10 +149,10 @@ def _ace(hist: torch.Tensor, num_bins: int) -> tuple[torch.Tensor, torch.Tensor]
     hi = lo + 1.0 / fine
     worst = (count - acc) * hi + acc * (1.0 - lo)
     bound = 2.0 * torch.where(straddles, worst, 0.0).sum(-1) / total[..., 0]
-    return ace, bound
+    return adaece, bound
 
 
-def calibration_values(stats: CalibrationStatistics) -> dict[str, torch.Tensor]:
+def calibration_values(stats: CalibrationStatistics) -> CalibrationValues:
     """Turn histograms into metric values (the second half of every metric here).
 
     Args:
@@ -105,25 +160,26 @@ def calibration_values(stats: CalibrationStatistics) -> dict[str, torch.Tensor]:
             batches/ranks, possibly with leading per-image dimensions.
 
     Returns:
-        float64 tensors with the leading dimensions of ``stats``: ``ece``, ``mce`` (top label, when computed),
-        ``cece``, ``cmce`` (classwise mean, when computed); ``ace``, ``ace_bound``, ``cace``, ``cace_bound``
-        (adaptive, only when ``sub_bins > 1``); ``nll``, ``brier``; and ``count`` (counted voxels).
-        NaN where no voxel was counted.
+        :class:`CalibrationValues` of float64 tensors with the leading dimensions of ``stats``: ``ece``, ``ace``,
+        ``mce``, ``adaece``, ``adaece_bound`` (top label, when computed); ``cece``, ``cace``, ``cmce``, ``cadaece``,
+        ``cadaece_bound`` (classwise means, when computed); ``nll``, ``brier``; and ``count`` (counted voxels).
+        The adaptive ECE is exact up to its bound, which is loose when ``sub_bins`` is small. NaN where no voxel
+        was counted.
     """
     nb = stats.num_bins
     count = stats.totals[..., 0]
-    values = {"count": count, "nll": stats.totals[..., 1] / count, "brier": stats.totals[..., 2] / count}
+    values = CalibrationValues(count=count, nll=stats.totals[..., 1] / count, brier=stats.totals[..., 2] / count)
     if stats.top_label is not None:
         values["ece"] = _ece(stats.top_label, nb)
+        values["ace"] = _average(stats.top_label, nb)
         values["mce"] = _mce(stats.top_label, nb)
-        if stats.sub_bins > 1:
-            values["ace"], values["ace_bound"] = _ace(stats.top_label, nb)
+        values["adaece"], values["adaece_bound"] = _adaptive(stats.top_label, nb)
     if stats.classwise is not None:
         values["cece"] = _ece(stats.classwise, nb).mean(-1)
+        values["cace"] = _average(stats.classwise, nb).mean(-1)
         values["cmce"] = _mce(stats.classwise, nb).mean(-1)
-        if stats.sub_bins > 1:
-            cace, cace_bound = _ace(stats.classwise, nb)
-            values["cace"], values["cace_bound"] = cace.mean(-1), cace_bound.mean(-1)
+        cadaece, cadaece_bound = _adaptive(stats.classwise, nb)
+        values["cadaece"], values["cadaece_bound"] = cadaece.mean(-1), cadaece_bound.mean(-1)
     return values
 
 
@@ -151,7 +207,8 @@ def expected_calibration_error(
 ) -> torch.Tensor:
     """Top-label ECE pooled over every counted voxel: ``sum_m |sum_{B_m} (conf - acc)| / N``.
 
-    Equal-width bins with ``(lower, upper]`` membership, as in the NACL authors' evaluation code.
+    Equal-width bins with ``(lower, upper]`` membership, as in the NACL authors' evaluation code. Region: every
+    voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities (softmax over C).
@@ -178,7 +235,8 @@ def classwise_calibration_error(
     """Classwise ECE (CECE): ``1/C sum_c sum_m |sum_{B_m^c} (p_c - 1[y = c])| / N``.
 
     For each class ``c``, the ECE of ``p_c`` against ``1[y = c]`` (or ``q_c``) over all counted voxels, bins
-    ``(lower, upper]`` on ``p_c``; unweighted mean over all C classes, as in the NACL authors' evaluation.
+    ``(lower, upper]`` on ``p_c``; unweighted mean over all C classes, as in the NACL authors' evaluation. Region:
+    every voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities.
@@ -200,6 +258,8 @@ def maximum_calibration_error(
     classwise: bool = False,
 ) -> torch.Tensor:
     """Maximum calibration error: ``max_m |mean_{B_m} conf - mean_{B_m} acc|`` over non-empty bins.
+
+    Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities.
@@ -225,11 +285,13 @@ def adaptive_calibration_error(
     resolution: int = DEFAULT_RESOLUTION,
     return_bound: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Adaptive ECE over ``num_bins`` equal-mass bins, from a fine histogram (bounded memory, streamable).
+    """Adaptive ECE (AdaECE) over ``num_bins`` equal-mass bins, from a fine histogram (bounded memory, streamable).
 
-    ``ACE = sum_j |sum_{A_j} conf - sum_{A_j} acc| / N`` where ``A_j`` holds the voxels of confidence rank
+    ``AdaECE = sum_j |sum_{A_j} conf - sum_{A_j} acc| / N`` where ``A_j`` holds the voxels of confidence rank
     ``r`` with ``floor(r * num_bins / N) = j``. Approximation (see the module docstring): whole sub-bins of width
-    ``1/resolution`` are assigned to equal-mass bins, with a guaranteed error ``|ACE - ACE_exact| <= bound``.
+    ``1/resolution`` are assigned to equal-mass bins, with a guaranteed error ``|AdaECE - AdaECE_exact| <= bound``.
+    Reported as ``adaece`` (top label) and ``cadaece`` (classwise); not MONAI's ACE (see
+    :func:`average_calibration_error`). Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities.
@@ -246,14 +308,110 @@ def adaptive_calibration_error(
     options = {"sub_bins": _sub_bins(num_bins, resolution)}
     options["top_label" if classwise else "classwise"] = False
     values = _values(probs, labels, num_bins, mask, "adaptive_calibration_error", **options)
-    key = "cace" if classwise else "ace"
+    key = "cadaece" if classwise else "adaece"
     return (values[key], values[f"{key}_bound"]) if return_bound else values[key]
+
+
+def average_calibration_error(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 15,
+    mask: torch.Tensor | None = None,
+    classwise: bool = False,
+) -> torch.Tensor:
+    """Average calibration error (ACE), MONAI's "average" reduction, pooled over every counted voxel.
+
+    ``ACE = 1/|M| sum_{m in M} |mean_{B_m} conf - mean_{B_m} acc|`` over the set ``M`` of non-empty bins (equal
+    width, ``(lower, upper]``): every populated confidence range weighs the same, however few voxels it holds.
+    With ``classwise`` (CACE) each class's ``p_c`` against ``1[y = c]``, then the unweighted mean over C.
+    Region: every voxel where ``mask`` is nonzero (all voxels without a mask). For MONAI's own per-image,
+    one-class-against-the-rest value see :func:`marginal_calibration_error` with ``reduction="average"``.
+
+    Args:
+        probs: ``(B, C, *spatial)`` probabilities.
+        labels: integer labels or ``(B, C, *spatial)`` one-hot/soft reference.
+        num_bins: number of equal-width bins.
+        mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+        classwise: False: top label; True: per class, averaged over C.
+
+    Returns:
+        0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
+
+    Example:
+        >>> probs = torch.tensor([[[0.9, 0.3], [0.1, 0.7]]], dtype=torch.float64)  # both voxels in bin (.5, 1]
+        >>> round(average_calibration_error(probs, torch.tensor([[0, 0]]), num_bins=2).item(), 6)  # |0.8 - 0.5|
+        0.3
+    """
+    if classwise:
+        return _values(probs, labels, num_bins, mask, "average_calibration_error", top_label=False)["cace"]
+    return _values(probs, labels, num_bins, mask, "average_calibration_error", classwise=False)["ace"]
+
+
+def marginal_values(hist: torch.Tensor) -> dict[str, torch.Tensor]:
+    """MONAI's three calibration reductions from per-bin sums ``(..., 3, K)`` (count, sum of ``p``, sum of hits).
+
+    ``expected``: ``sum_k |sum p - sum hits| / N``; ``average``: mean over non-empty bins of
+    ``|mean p - mean hits|``; ``maximum``: their maximum. NaN where every bin is empty, as in MONAI.
+    """
+    count, conf, acc = hist.unbind(-2)
+    gaps, nonempty = _bin_gaps(hist)
+    return {
+        "expected": (conf - acc).abs().sum(-1) / count.sum(-1),
+        "average": gaps.sum(-1) / nonempty.sum(-1),
+        "maximum": torch.where(nonempty.any(-1), gaps.amax(-1), math.nan),
+    }
+
+
+def marginal_calibration_error(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 20,
+    reduction: str = "expected",
+    include_background: bool = True,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """MONAI's ``CalibrationErrorMetric`` quantity: per image and class, one class against the rest.
+
+    For image ``b`` and class ``c``, ``p_c`` is binned against ``1[y = c]`` (``num_bins`` equal-width bins, MONAI's
+    binning: :func:`~monai_nacl.metrics.statistics.marginal_statistics`) and reduced over bins as
+    ``monai.metrics.CalibrationErrorMetric(calibration_reduction=reduction)`` does: ``"expected"`` (the image's
+    ECE of class c), ``"average"`` (ACE, unweighted mean over non-empty bins) or ``"maximum"`` (MCE). MONAI's
+    ``aggregate()`` (``metric_reduction="mean"``) is the mean of this ``(B, C)`` tensor over its non-NaN entries.
+    Region: every voxel where ``mask`` is nonzero (all voxels without a mask, as in MONAI, which has no mask).
+    Unlike CECE this is per image, never pooled over voxels of several images.
+
+    Args:
+        probs: ``(B, C, *spatial)`` probabilities (softmax over C).
+        labels: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels, or ``(B, C, *spatial)`` one-hot (as MONAI
+            takes them) or soft reference.
+        num_bins: number of equal-width bins (20, MONAI's default).
+        reduction: ``"expected"``, ``"average"`` or ``"maximum"``.
+        include_background: keep class 0 (MONAI's option of the same name).
+        mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+
+    Returns:
+        ``(B, C)`` float64 (``(B, C - 1)`` without background); NaN for an image without counted voxels.
+
+    Example:
+        >>> probs = torch.tensor([[[0.9, 0.3], [0.1, 0.7]]], dtype=torch.float64)  # (B=1, C=2, N=2)
+        >>> marginal_calibration_error(probs, torch.tensor([[0, 0]]), num_bins=2)  # class 0: |0.9-1| + |0.3-1|
+        tensor([[0.4000, 0.4000]], dtype=torch.float64)
+    """
+    if reduction not in MARGINAL_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {MARGINAL_REDUCTIONS} (MONAI's names), got {reduction!r}.")
+    hist = marginal_statistics(probs, labels, num_bins=num_bins, mask=mask)
+    warn_if_empty(float(hist[:, 0, 0].sum()), "marginal_calibration_error")
+    if not include_background:
+        hist = hist[:, 1:]
+    return marginal_values(hist)[reduction]
 
 
 def negative_log_likelihood(
     probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean negative log-likelihood ``-1/N sum log p_y`` (soft reference: ``-1/N sum_c q_c log p_c``).
+
+    Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities (clamped at ``NLL_EPS`` inside the log).
@@ -269,6 +427,8 @@ def negative_log_likelihood(
 
 def brier_score(probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Multiclass Brier score ``1/N sum_voxels sum_c (p_c - 1[y = c])^2`` (soft: ``(p_c - q_c)^2``), in [0, 2].
+
+    Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities.
@@ -308,6 +468,8 @@ def reliability_statistics(
     probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15, mask: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """Per-bin count, mean confidence and accuracy of the top label (the data of a reliability diagram).
+
+    Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities.

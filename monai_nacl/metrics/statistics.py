@@ -527,6 +527,54 @@ def calibration_statistics(
     return stats if per_image else stats.sum(0)
 
 
+def marginal_statistics(
+    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 20, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per image and class, the binning of MONAI's ``monai.metrics.CalibrationErrorMetric`` as float64 sums.
+
+    Each class ``c`` on its own, one against the rest: ``p_c`` against ``1[y = c]`` (or ``q_c``), binned exactly as
+    ``monai.metrics.calibration_binning`` (``right=False``) bins it: ``torch.bucketize`` of ``p_c`` in float32
+    against the upper edges of ``torch.linspace(0, 1 + eps_float32, num_bins + 1)`` (a value on an edge goes to
+    the lower bin, the last bin also takes 1). The sums are float64 (MONAI's are float32), so the values agree with
+    MONAI's to float32 rounding and bin membership is identical.
+
+    Region: every voxel where ``mask`` is nonzero (every voxel without a mask, as in MONAI).
+
+    Args:
+        probs: ``(B, C, *spatial)`` probabilities (softmax over C), checked as in :func:`calibration_statistics`.
+        labels: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels, or ``(B, C, *spatial)`` one-hot / soft.
+        num_bins: number of equal-width bins (20, MONAI's default).
+        mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``; only voxels where it is nonzero count.
+
+    Returns:
+        ``(B, C, 3, num_bins)`` float64: per bin the voxel count, the sum of ``p_c`` and the sum of ``1[y = c]``.
+    """
+    if not isinstance(num_bins, int) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
+    p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask)
+    batch, channels, voxels = p_all.shape
+    boundaries = torch.linspace(0.0, 1.0 + torch.finfo(torch.float32).eps, num_bins + 1, device=p_all.device)[1:]
+    offsets = torch.arange(channels, device=p_all.device)[:, None] * num_bins
+    size = channels * num_bins
+
+    def accumulate(chunks: list[tuple[int, int, int]]) -> torch.Tensor:
+        hist = torch.zeros(batch, 3, size, dtype=torch.float64, device=p_all.device)
+        for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunks):
+            codes = torch.bucketize(p.float(), boundaries).clamp_(max=num_bins - 1).add_(offsets).view(-1)
+            hist[b, 0] += torch.bincount(codes, minlength=size).double()
+            hist[b, 1] += torch.bincount(codes, weights=p.double().view(-1), minlength=size)
+            if soft:
+                hist[b, 2] += torch.bincount(codes, weights=ref.reshape(-1), minlength=size)
+            else:
+                hits = codes.view(channels, -1).gather(0, ref[None])[0]
+                hist[b, 2] += torch.bincount(hits, minlength=size).double()
+        return hist
+
+    chunk = max(1, _CHUNK_ELEMENTS // channels)
+    hist = sum(_map_chunks(accumulate, _chunk_ranges(batch, voxels, chunk), p_all.device))
+    return hist.view(batch, 3, channels, num_bins).transpose(1, 2).contiguous()
+
+
 def hard_labels(labels: torch.Tensor, probs_shape: tuple[int, ...]) -> torch.Tensor:
     """``(B, *spatial)`` integer labels from the label forms accepted with probabilities of shape ``probs_shape``:
     ``(B, 1, *spatial)`` / ``(B, *spatial)`` labels as they are, ``(B, C, *spatial)`` one-hot/soft by argmax over C."""

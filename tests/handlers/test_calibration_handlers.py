@@ -59,7 +59,13 @@ def test_evaluator_metrics_details_and_diagrams(tmp_path):
         additional_metrics={
             "val_nll": CalibrationMetricHandler(
                 metric_name="nll", region="all", per_case=True, output_transform=from_engine(["pred", "label"])
-            )
+            ),
+            "val_marginal_ece": CalibrationMetricHandler(
+                metric_name="marginal_ece",
+                region="all",
+                include_background=False,
+                output_transform=from_engine(["pred", "label"]),
+            ),
         },
         val_handlers=[diagrams],
     )
@@ -75,6 +81,12 @@ def test_evaluator_metrics_details_and_diagrams(tmp_path):
     assert evaluator.state.metrics["val_ece"] == pytest.approx(ece(p, q), abs=1e-6)
     per_case_nll = [nll(*flatten(probs[i : i + 1], labels[i : i + 1])) for i in range(3)]
     assert evaluator.state.metrics["val_nll"] == pytest.approx(np.mean(per_case_nll), abs=1e-6)
+    # the marginal ECE is MONAI's own CalibrationErrorMetric (20 bins, background left out here)
+    from monai.metrics import CalibrationErrorMetric
+
+    monai_metric = CalibrationErrorMetric(num_bins=20, include_background=False)
+    monai_metric(y_pred=probs, y=torch.nn.functional.one_hot(labels[:, 0], 3).movedim(-1, 1).float())
+    assert evaluator.state.metrics["val_marginal_ece"] == pytest.approx(float(monai_metric.aggregate()), abs=1e-6)
     details = evaluator.state.metric_details
     assert details["val_nll"].shape == (3, 1)
     assert details["val_nll"][:, 0].tolist() == pytest.approx(per_case_nll, abs=1e-6)
@@ -101,3 +113,5 @@ def test_diagram_handler_needs_a_calibration_metric(tmp_path):
 def test_unknown_metric_name():
     with pytest.raises(ValueError, match="metric_name"):
         CalibrationMetricHandler(metric_name="dice")
+    with pytest.raises(ValueError, match="adaptive ECE is 'adaece'"):
+        CalibrationMetricHandler(metric_name="adaptive_ece")

@@ -1,4 +1,4 @@
-"""Slow, independent float64 numpy references of the calibration metrics (explicit bin loops, sorting for ACE)."""
+"""Slow, independent float64 numpy references of the calibration metrics (explicit bin loops, sorting for AdaECE)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def cece(p, q, num_bins=15):
     return np.mean([_binned_gaps(p[:, c], q[:, c], num_bins)[1].sum() / len(p) for c in range(p.shape[1])])
 
 
-def ace_exact(conf, acc, num_bins=15):
+def adaece_exact(conf, acc, num_bins=15):
     """Equal-mass ECE: sort by confidence; voxel of rank r goes to bin floor(r * num_bins / N)."""
     order = np.argsort(conf, kind="stable")
     conf, acc = conf[order], acc[order]
@@ -72,3 +72,45 @@ def nll(p, q, eps=1e-12):
 
 def brier(p, q):
     return ((p - q) ** 2).sum() / len(p)
+
+
+def ace_average(conf, acc, num_bins=15):
+    """Average calibration error: mean over non-empty (lower, upper] bins of |mean conf - mean acc|."""
+    counts, gaps = _binned_gaps(conf, acc, num_bins)
+    return np.mean([g / n for n, g in zip(counts, gaps) if n > 0])
+
+
+def ace(p, q, num_bins=15):
+    return ace_average(*top_label(p, q), num_bins)
+
+
+def cace(p, q, num_bins=15):
+    return np.mean([ace_average(p[:, c], q[:, c], num_bins) for c in range(p.shape[1])])
+
+
+def marginal(probs, labels, num_bins=20, mask=None):
+    """MONAI's per-image, per-class calibration errors by explicit loops: float32 values, float32 upper edges
+    torch.linspace(0, 1 + eps32, K + 1)[1:], a value on an edge in the lower bin (numpy searchsorted side='left'), the last
+    bin also takes what lies above. Returns {"expected", "average", "maximum"} of shape (B, C)."""
+    p = np.asarray(probs, dtype=np.float64)
+    b_size, c_size = p.shape[:2]
+    import torch  # MONAI's edges are torch.linspace's float32 values (numpy's differ by one ulp at some edges)
+
+    edges = torch.linspace(0.0, 1.0 + torch.finfo(torch.float32).eps, num_bins + 1)[1:].numpy()
+    out = {name: np.full((b_size, c_size), np.nan) for name in ("expected", "average", "maximum")}
+    for b in range(b_size):
+        pb, qb = flatten(probs[b : b + 1], labels[b : b + 1], None if mask is None else mask[b : b + 1])
+        for c in range(c_size):
+            v32 = pb[:, c].astype(np.float32)
+            bins = np.minimum(np.searchsorted(edges, v32, side="left"), num_bins - 1)
+            gaps, counts = [], []
+            for k in range(num_bins):
+                inside = bins == k
+                if inside.any():
+                    gaps.append(abs(pb[inside, c].mean() - qb[inside, c].mean()))
+                    counts.append(inside.sum())
+            if gaps:
+                out["expected"][b, c] = np.dot(gaps, counts) / np.sum(counts)
+                out["average"][b, c] = np.mean(gaps)
+                out["maximum"][b, c] = np.max(gaps)
+    return out

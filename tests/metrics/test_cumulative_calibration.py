@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from calibration_reference import brier, cece, ece, flatten, mce, nll
+from calibration_reference import ace, adaece_exact, brier, cace, cece, ece, flatten, marginal, mce, nll, top_label
 from scipy import ndimage
 
 from monai_nacl.metrics import SegmentationCalibrationMetric, region_mask
@@ -24,7 +24,15 @@ def _volumes(n=10, shape=(3, 10, 9, 8), seed=0):
 
 def _reference(probs, labels, mask=None):
     p, q = flatten(probs, labels, mask)
-    return {"ece": ece(p, q), "cece": cece(p, q), "mce": mce(p, q), "nll": nll(p, q), "brier": brier(p, q)}
+    return {
+        "ece": ece(p, q),
+        "cece": cece(p, q),
+        "ace": ace(p, q),
+        "cace": cace(p, q),
+        "mce": mce(p, q),
+        "nll": nll(p, q),
+        "brier": brier(p, q),
+    }
 
 
 def test_streaming_equals_all_at_once_and_reference():
@@ -63,7 +71,7 @@ def test_per_case_mode():
     assert cases["ece"][[0, 1, 3]].tolist() == pytest.approx([r["ece"] for r in refs], abs=1e-12)
     with pytest.warns(UserWarning, match="no voxel"):
         result = metric.aggregate()
-    for name in ("ece", "cece", "mce", "nll", "brier"):
+    for name in ("ece", "cece", "ace", "cace", "mce", "nll", "brier"):
         assert result[name] == pytest.approx(np.mean([r[name] for r in refs]), abs=1e-12)
     none = SegmentationCalibrationMetric(region="foreground", per_case=True, reduction="none")
     none(y_pred=probs, y=labels)
@@ -98,6 +106,63 @@ def test_regions_match_scipy_reference(region):
         assert result[name] == pytest.approx(value, abs=1e-12)
 
 
+def test_default_region_is_foreground():
+    probs, labels = _volumes(n=2)
+    metric = SegmentationCalibrationMetric()
+    metric(y_pred=probs, y=labels)
+    result = metric.aggregate()
+    assert set(result) == {"ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"}
+    for name, value in _reference(probs, labels, labels != 0).items():
+        assert result[name] == pytest.approx(value, abs=1e-12)
+    everything = SegmentationCalibrationMetric(region="all")
+    everything(y_pred=probs, y=labels)
+    assert everything.aggregate()["ece"] == pytest.approx(_reference(probs, labels)["ece"], abs=1e-12)
+
+
+@pytest.mark.parametrize("resolution", [15, 10, 1])
+def test_resolution_at_most_num_bins(resolution):
+    """resolution <= num_bins gives plain bins (it raised KeyError 'ace'): AdaECE still within its bound."""
+    probs, labels = _volumes(n=2)
+    metric = SegmentationCalibrationMetric(region="all", resolution=resolution, per_case=True)
+    metric(y_pred=probs, y=labels)
+    result = metric.aggregate()
+    assert metric.sub_bins == 1
+    stats = metric.pooled_statistics()
+    from monai_nacl.metrics import calibration_values
+
+    pooled = calibration_values(stats)
+    p, q = flatten(probs, labels)
+    assert abs(float(pooled["adaece"]) - adaece_exact(*top_label(p, q))) <= float(pooled["adaece_bound"]) + 1e-12
+    assert result["ece"] == pytest.approx(
+        np.mean([_reference(probs[i : i + 1], labels[i : i + 1])["ece"] for i in (0, 1)])
+    )
+
+
+@pytest.mark.parametrize("include_background", [True, False])
+def test_marginal_values_equal_monai(include_background):
+    from monai.metrics import CalibrationErrorMetric
+
+    probs, labels = _volumes(n=3)
+    metric = SegmentationCalibrationMetric(
+        region="all", marginal_bins=20, marginal_include_background=include_background
+    )
+    for i in range(3):  # streamed image by image
+        metric(y_pred=probs[i : i + 1], y=labels[i : i + 1])
+    result = metric.aggregate()
+    one_hot = torch.nn.functional.one_hot(labels[:, 0], 3).movedim(-1, 1).float()
+    for name, reduction in (("marginal_ece", "expected"), ("marginal_ace", "average"), ("marginal_mce", "maximum")):
+        monai_metric = CalibrationErrorMetric(
+            num_bins=20, include_background=include_background, calibration_reduction=reduction
+        )
+        monai_metric(y_pred=probs, y=one_hot)
+        assert result[name] == pytest.approx(float(monai_metric.aggregate()), abs=1e-6)  # MONAI sums in float32
+    # over the foreground: the slow reference per image, mean over classes and images
+    foreground = SegmentationCalibrationMetric(marginal_bins=20, per_case=True)
+    foreground(y_pred=probs, y=labels)
+    expected = marginal(probs, labels, 20, mask=labels != 0)["expected"].mean(1)
+    assert foreground.case_values()["marginal_ece"].tolist() == pytest.approx(expected.tolist(), abs=1e-12)
+
+
 def test_bad_use():
     probs, labels = _volumes(n=1)
     metric = SegmentationCalibrationMetric()
@@ -108,6 +173,8 @@ def test_bad_use():
         metric(y_pred=torch.softmax(torch.randn(1, 4, 10, 9, 8), 1), y=labels)
     with pytest.raises(ValueError, match="region"):
         SegmentationCalibrationMetric(region="roi")
+    with pytest.raises(ValueError, match="marginal_bins"):
+        SegmentationCalibrationMetric(marginal_bins=0)
 
 
 def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:

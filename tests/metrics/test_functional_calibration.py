@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from calibration_reference import ace_exact, brier, cece, ece, flatten, mce, nll, top_label
+from calibration_reference import ace, adaece_exact, brier, cace, cece, ece, flatten, marginal, mce, nll, top_label
 
+import monai_nacl.metrics.statistics as statistics_module
 from monai_nacl.metrics import (
     adaptive_calibration_error,
+    average_calibration_error,
     brier_score,
     calibration_statistics,
     calibration_values,
     classwise_calibration_error,
     expected_calibration_error,
+    marginal_calibration_error,
     maximum_calibration_error,
     negative_log_likelihood,
     reliability_statistics,
@@ -42,6 +45,12 @@ def test_hard_labels_match_reference(num_bins):
         )
         assert float(maximum_calibration_error(probs, labels, num_bins, m)) == pytest.approx(
             mce(p, q, num_bins), abs=1e-12
+        )
+        assert float(average_calibration_error(probs, labels, num_bins, m)) == pytest.approx(
+            ace(p, q, num_bins), abs=1e-12
+        )
+        assert float(average_calibration_error(probs, labels, num_bins, m, classwise=True)) == pytest.approx(
+            cace(p, q, num_bins), abs=1e-12
         )
         assert float(negative_log_likelihood(probs, labels, m)) == pytest.approx(nll(p, q), abs=1e-12)
         assert float(brier_score(probs, labels, m)) == pytest.approx(brier(p, q), abs=1e-12)
@@ -75,9 +84,9 @@ def test_adaptive_within_bound_of_exact(classwise):
     probs, labels = _case(shape=(1, 3, 24, 24, 16), scale=1.0)
     p, q = flatten(probs, labels)
     if classwise:
-        exact = np.mean([ace_exact(p[:, c], q[:, c]) for c in range(3)])
+        exact = np.mean([adaece_exact(p[:, c], q[:, c]) for c in range(3)])
     else:
-        exact = ace_exact(*top_label(p, q))
+        exact = adaece_exact(*top_label(p, q))
     value, bound = adaptive_calibration_error(probs, labels, classwise=classwise, return_bound=True)
     assert float(bound) < 1e-2
     assert abs(float(value) - exact) <= float(bound) + 1e-12
@@ -166,3 +175,91 @@ def test_empty_mask_gives_nan_with_warning():
     assert torch.isnan(value)
     with pytest.warns(UserWarning, match="no voxel"):
         assert torch.isnan(brier_score(probs, labels, mask=empty))
+
+
+def test_calibration_values_names_and_renamed_keys():
+    probs, labels = _case(shape=(1, 3, 6, 5))
+    values = calibration_values(calibration_statistics(probs, labels, sub_bins=4))
+    p, q = flatten(probs, labels)
+    assert float(values["ace"]) == pytest.approx(ace(p, q), abs=1e-12)  # MONAI's average calibration error
+    assert float(values["cace"]) == pytest.approx(cace(p, q), abs=1e-12)
+    assert abs(float(values["adaece"]) - adaece_exact(*top_label(p, q))) <= float(values["adaece_bound"]) + 1e-12
+    for old, new in (("ace_bound", "adaece_bound"), ("cace_bound", "cadaece_bound")):
+        with pytest.raises(KeyError, match=new):
+            values[old]
+
+
+def test_bin_edges_exact_for_float32_neighbours():
+    """Confidences on, just below and just above every edge k/15 (float32) fall in the bins of (lower, upper]."""
+    edges = torch.tensor([k / 15 for k in range(1, 15)], dtype=torch.float32)
+    around = torch.cat(
+        [edges, torch.nextafter(edges, torch.tensor(0.0)), torch.nextafter(edges, torch.tensor(1.0)), torch.zeros(2)]
+    )
+    around = around[around >= 0.5]  # the top label of two classes is at least 0.5
+    probs = torch.stack([around, 1 - around])[None]  # (1, 2, N)
+    labels = (torch.arange(around.numel()) % 2)[None]
+    p, q = flatten(probs, labels)
+    assert float(expected_calibration_error(probs, labels)) == pytest.approx(ece(p, q), abs=1e-12)
+    assert float(classwise_calibration_error(probs, labels)) == pytest.approx(cece(p, q), abs=1e-12)
+    conf = p.max(1)
+    expected = [((conf > k / 15) & (conf <= (k + 1) / 15)).sum() for k in range(15)]
+    assert calibration_statistics(probs, labels).top_label[0].tolist() == expected
+
+
+def test_worker_threads_and_chunks_agree(monkeypatch):
+    """Many small chunks split among worker threads give the reference values; torch's thread count is restored."""
+    probs, labels = _case(shape=(3, 4, 10, 9, 8))
+    labels[0, 0, :2] = 1
+    probs[1, :, 0, 0, 0] = torch.tensor([0.4, 0.4, 0.1, 0.1])  # a tie at the maximum inside one chunk
+    mask = labels != 0
+    monkeypatch.setattr(statistics_module, "_CHUNK_ELEMENTS", 640)  # 128 voxels per chunk
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stats = calibration_statistics(probs, labels, mask=mask, per_image=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    values = calibration_values(stats)
+    for b in range(3):
+        p, q = flatten(probs[b : b + 1], labels[b : b + 1], mask[b : b + 1])
+        assert float(values["ece"][b]) == pytest.approx(ece(p, q), abs=1e-12)
+        assert float(values["cece"][b]) == pytest.approx(cece(p, q), abs=1e-12)
+        assert float(values["nll"][b]) == pytest.approx(nll(p, q), abs=1e-12)
+        assert float(values["brier"][b]) == pytest.approx(brier(p, q), abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 20, 18), (2, 4, 9, 8, 7)])
+@pytest.mark.parametrize("include_background", [True, False])
+def test_marginal_equals_monai_calibration_error(shape, include_background):
+    from monai.metrics import CalibrationErrorMetric
+
+    probs, labels = _case(shape=shape)
+    one_hot = torch.nn.functional.one_hot(labels[:, 0], shape[1]).movedim(-1, 1).float()
+    for reduction in ("expected", "average", "maximum"):
+        ours = marginal_calibration_error(probs, labels, reduction=reduction, include_background=include_background)
+        monai_metric = CalibrationErrorMetric(
+            num_bins=20,
+            include_background=include_background,
+            calibration_reduction=reduction,
+            metric_reduction="none",
+        )
+        monai_metric(y_pred=probs, y=one_hot)
+        theirs = monai_metric.aggregate()
+        assert ours.shape == theirs.shape == (shape[0], shape[1] - (not include_background))
+        assert torch.allclose(ours, theirs.double(), atol=1e-6, rtol=0)  # MONAI sums in float32
+        # the one-hot form of the labels gives the same numbers
+        assert torch.equal(ours, marginal_calibration_error(probs, one_hot, 20, reduction, include_background))
+
+
+def test_marginal_with_mask_matches_reference():
+    probs, labels = _case(shape=(2, 3, 11, 10))
+    mask = labels != 0
+    mask[1] = False  # second image: nothing counted -> NaN row
+    reference = marginal(probs, labels, num_bins=7, mask=mask)
+    for reduction in ("expected", "average", "maximum"):
+        ours = marginal_calibration_error(probs, labels, num_bins=7, reduction=reduction, mask=mask)
+        assert torch.isnan(ours[1]).all()
+        assert ours[0].tolist() == pytest.approx(reference[reduction][0].tolist(), abs=1e-12)
+    with pytest.raises(ValueError, match="reduction"):
+        marginal_calibration_error(probs, labels, reduction="mean")
