@@ -1,18 +1,23 @@
-"""Report table: mean +- sample std over seeds, best per column marked, failures counted (hand-computed numbers)."""
+"""Report tables: mean +- sample std over seeds, failures counted, no "best" in bold; the paired table bolds only
+the differences the statistics call (hand-computed numbers)."""
 
 from __future__ import annotations
 
 import csv
 import math
 
+from monai_nacl.compare.paired import BETTER, NO_CASES, NO_DIFFERENCE, PairedComparison
 from monai_nacl.compare.table import (
     Column,
     Row,
-    best_rows,
     format_cell,
+    format_difference,
+    format_p_value,
     markdown_table,
     mean_std,
+    paired_markdown_table,
     write_csv,
+    write_per_case_csv,
 )
 
 DSC = Column("DSC", "dsc", higher_is_better=True, scale=100.0, decimals=1)
@@ -37,23 +42,50 @@ def test_mean_std_by_hand():
     assert math.isnan(mean_std([math.nan])[0])
 
 
-def test_cells_and_best():
+def test_cells():
     r = rows()
     assert format_cell(r[0].values["dsc"], DSC) == "81.0 ± 1.4"
     assert format_cell(r[0].values["ece"], ECE) == "5.00 ± 1.41"
     assert format_cell(r[1].values["dsc"], DSC) == "81.0"
     assert format_cell(r[2].values["ece"], ECE) == "3.00 ± 0.00"
     assert format_cell([], ECE) == "n/a"
-    assert best_rows(r, DSC) == {"ce", "nacl"}  # tie at 81.0 as displayed: both marked
-    assert best_rows(r, ECE) == {"nacl", "svls"}
 
 
-def test_markdown_table():
-    text = markdown_table(rows(), [DSC, ECE]).splitlines()
+def test_markdown_table_has_no_best_in_bold():
+    text = markdown_table(rows(), [DSC, ECE], flagged={"svls"}).splitlines()
     assert text[0] == "| loss | DSC ↑ | ECE ↓ | seeds |"
-    assert text[2] == "| ce | **81.0 ± 1.4** | 5.00 ± 1.41 | 2/2 |"
-    assert text[3] == "| nacl | **81.0** | **3.00** | 1/2 (failed) |"
-    assert text[4] == "| svls | 80.0 ± 2.0 | **3.00 ± 0.00** | 3/3 |"
+    assert text[2] == "| ce | 81.0 ± 1.4 | 5.00 ± 1.41 | 2/2 |"
+    assert text[3] == "| nacl | 81.0 | 3.00 | 1/2 (failed) |"
+    assert text[4] == "| svls ⚠ | 80.0 ± 2.0 | 3.00 ± 0.00 | 3/3 |"
+    assert "**" not in "\n".join(text)
+
+
+def comparisons():
+    return {
+        "nacl": {
+            "dsc": PairedComparison(0.0123, 0.004, 0.0201, 0.0078125, 8, 16, BETTER),
+            "ece": PairedComparison(0.0005, -0.002, 0.003, 0.64, 8, 16, NO_DIFFERENCE),
+        },
+        "svls": {
+            "dsc": PairedComparison(-0.001, -0.002, -0.0005, 0.25, 3, 3, NO_DIFFERENCE),
+            "ece": PairedComparison(math.nan, math.nan, math.nan, math.nan, 0, 0, NO_CASES),
+        },
+    }
+
+
+def test_paired_table_bolds_only_called_differences():
+    assert format_difference(comparisons()["nacl"]["dsc"], DSC) == ("+1.2", "[+0.4, +2.0]")
+    assert (
+        format_p_value(0.0004) == "<0.001" and format_p_value(0.0312) == "0.031" and format_p_value(math.nan) == "n/a"
+    )
+    text = paired_markdown_table(rows(), comparisons(), [DSC, ECE], "ce").splitlines()
+    assert text[0] == "| loss | metric | Δ vs ce | 95 % CI | p (Wilcoxon) | cases | verdict |"
+    assert text[2] == "| nacl | DSC ↑ | **+1.2** | **[+0.4, +2.0]** | 0.008 | 8 | better |"
+    assert text[3] == "| nacl | ECE ↓ | +0.05 | [-0.20, +0.30] | 0.640 | 8 | no detectable difference |"
+    # the interval excludes 0 but p = 0.25 (3 cases): not called, not bold
+    assert text[4] == "| svls | DSC ↑ | -0.1 | [-0.2, -0.1] | 0.250 | 3 | no detectable difference |"
+    assert text[5] == "| svls | ECE ↓ | n/a | n/a | n/a | 0 | no paired cases |"
+    assert len(text) == 6  # the reference row "ce" has no line
 
 
 def test_csv(tmp_path):
@@ -62,3 +94,38 @@ def test_csv(tmp_path):
         lines = list(csv.DictReader(f))
     assert lines[1]["loss"] == "nacl" and lines[1]["seeds_finished"] == "1" and lines[1]["seeds_run"] == "2"
     assert float(lines[2]["dsc_mean"]) == 0.8 and float(lines[2]["dsc_std"]) == 0.02 and lines[2]["ece_n"] == "2"
+    assert "reference" not in lines[0] and "posthoc_ece_worse" not in lines[0]
+
+
+def test_csv_with_paired_statistics_and_flags(tmp_path):
+    path = tmp_path / "summary.csv"
+    write_csv(rows(), [DSC], path, comparisons(), [DSC, ECE], "ce", flags={"svls": True})
+    with open(path) as f:
+        header = next(csv.reader(f))
+    with open(path) as f:
+        lines = {line["loss"]: line for line in csv.DictReader(f)}
+    paired = [
+        f"{key}_{name}" for key in ("dsc", "ece") for name in ("diff", "ci_low", "ci_high", "p", "cases", "verdict")
+    ]
+    assert header == ["loss", "seeds_finished", "seeds_run", "dsc_mean", "dsc_std", "dsc_n", "reference", *paired] + [
+        "posthoc_ece_worse"
+    ]
+    assert lines["ce"]["reference"] == "ce" and lines["ce"]["dsc_diff"] == "" and lines["ce"]["posthoc_ece_worse"] == ""
+    nacl = lines["nacl"]
+    assert (
+        float(nacl["dsc_diff"]) == 0.0123 and float(nacl["dsc_ci_low"]) == 0.004 and float(nacl["dsc_p"]) == 0.0078125
+    )
+    assert nacl["dsc_cases"] == "8" and nacl["dsc_verdict"] == "better" and nacl["posthoc_ece_worse"] == ""
+    assert lines["svls"]["ece_verdict"] == "no paired cases" and lines["svls"]["posthoc_ece_worse"] == "1"
+
+
+def test_per_case_csv(tmp_path):
+    ce = Row("ce", cases={("a", 0): {"dsc": 0.8, "ece": 0.05}, ("b", 0): {"dsc": 0.7, "ece": 0.04}})
+    nacl = Row("nacl", cases={("a", 0): {"dsc": 0.85, "ece": 0.02}, ("c", 0): {"dsc": 0.6, "ece": 0.1}})
+    write_per_case_csv([ce, nacl], [DSC, ECE], "ce", tmp_path / "per_case.csv")
+    with open(tmp_path / "per_case.csv") as f:
+        lines = list(csv.DictReader(f))
+    assert list(lines[0]) == ["loss", "case", "seed", "dsc", "dsc_diff", "ece", "ece_diff"]
+    assert [(line["loss"], line["case"]) for line in lines] == [("ce", "a"), ("ce", "b"), ("nacl", "a"), ("nacl", "c")]
+    assert math.isclose(float(lines[2]["dsc_diff"]), 0.05) and math.isclose(float(lines[2]["ece_diff"]), -0.03)
+    assert lines[3]["dsc_diff"] == "" and lines[3]["dsc"] == "0.6"  # the reference has no case c

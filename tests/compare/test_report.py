@@ -1,0 +1,171 @@
+"""report.md / summary.csv / per_case.csv of a comparison, from synthetic rows (nothing is trained).
+
+Rows over 8 test cases x 2 seeds, built so that the verdicts are known by construction: ``nacl`` has a DSC 2 points
+above ``ce`` on every case (better, all 8 differences positive: p = 2 / 2**8) and an ECE that alternates +0.4 / -0.2
+points (no detectable difference); ``ce + TS`` has ECE 61.4 % where ``ce`` has 19.7 % (T = 0.155, the case seen in
+a real run): worse, and flagged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import monai
+import torch
+
+import monai_nacl
+from monai_nacl.compare import report
+from monai_nacl.compare.grid import Variant
+from monai_nacl.compare.runs import RunSpec
+from monai_nacl.compare.table import Row
+
+CASES = [f"case{i}" for i in range(8)]
+SEEDS = [0, 1]
+
+
+def make_row(name: str, dsc, ece, temperature=None) -> Row:
+    """A row whose per-seed means are the means over cases of its per-case values."""
+    row = Row(name, runs=len(SEEDS))
+    for seed in SEEDS:
+        for i, case in enumerate(CASES):
+            row.cases[(case, seed)] = {"dsc": dsc(i, seed), "ece": ece(i, seed)}
+        row.values.setdefault("dsc", []).append(sum(dsc(i, seed) for i in range(len(CASES))) / len(CASES))
+        row.values.setdefault("ece", []).append(sum(ece(i, seed) for i in range(len(CASES))) / len(CASES))
+    if temperature is not None:
+        row.values["temperature"] = temperature
+    return row
+
+
+def ce_dsc(i, seed):
+    return 0.80 + 0.01 * i + 0.001 * seed
+
+
+def synthetic_rows() -> list[Row]:
+    return [
+        make_row("ce", ce_dsc, lambda i, s: 0.197),
+        make_row("nacl", lambda i, s: ce_dsc(i, s) + 0.02, lambda i, s: 0.197 + (0.004 if i % 2 == 0 else -0.002)),
+        make_row("ce + TS", ce_dsc, lambda i, s: 0.614, temperature=[0.155, 0.160]),
+    ]
+
+
+def write_synthetic_report(tmp_path: Path, monkeypatch) -> Path:
+    rows = synthetic_rows()
+    monkeypatch.setattr(report, "build_rows", lambda specs, posthoc=(): (rows, {row.name: [] for row in rows}))
+    context = {
+        "bundle": "/bundles/unet2d_nacl",
+        "protocol": "paper",
+        "train_configs": ["train.yaml", "protocol_paper.yaml"],
+        "evaluate_configs": ["train.yaml", "protocol_paper.yaml", "evaluate.yaml"],
+        "datalist": "/data/datalist.json",
+        "datalist_sha256": "ab" * 32,
+        "dataset_dir": "/data",
+        "num_classes": 3,
+        "max_epochs": 100,
+        "seeds": SEEDS,
+        "overrides": {"device": "cpu"},
+        "command_line": "python -m monai_nacl compare --bundle unet2d_nacl --protocol paper",
+        "versions": {"monai_nacl": "0.1.0", "monai": "1.6.1", "torch": "2.13.0"},
+    }
+    (tmp_path / "compare.json").write_text(json.dumps(context))
+    specs = [
+        RunSpec(Variant(name), seed, tmp_path / "runs" / name / f"seed{seed}")
+        for name in ("ce", "nacl")
+        for seed in SEEDS
+    ]
+    return report.write_report(tmp_path, specs, ["ts"], "unet2d_nacl", reference="ce")
+
+
+def test_report_paired_section_bold_only_when_called(tmp_path, monkeypatch):
+    text = write_synthetic_report(tmp_path, monkeypatch).read_text()
+    lines = text.splitlines()
+    assert "## Paired differences against `ce`" in text
+    assert "| loss | metric | Δ vs ce | 95 % CI | p (Wilcoxon) | cases | verdict |" in lines
+    assert "| nacl | DSC (%) ↑ | **+2.00** | **[+2.00, +2.00]** | 0.008 | 8 | better |" in lines
+    nacl_ece = next(line for line in lines if line.startswith("| nacl | ECE (%) ↓ |"))
+    assert nacl_ece.startswith("| nacl | ECE (%) ↓ | +0.10 | [") and nacl_ece.endswith(
+        "| 8 | no detectable difference |"
+    )
+    assert "**" not in nacl_ece
+    assert "| ce + TS | ECE (%) ↓ | **+41.70** | **[+41.70, +41.70]** | 0.008 | 8 | worse |" in lines
+    assert not any(line.startswith("| ce | DSC") for line in lines)  # the reference is not compared with itself
+    main = text[: text.index("## ")]  # the table of means and its notes: no bold at all
+    assert "| ce | 83.55 ± 0.07 |" in main and "**" not in main
+
+
+def test_report_flags_a_temperature_that_worsens_ece(tmp_path, monkeypatch):
+    text = write_synthetic_report(tmp_path, monkeypatch).read_text()
+    assert "## Warnings: post-hoc calibration that made ECE worse" in text
+    assert "| ce + TS ⚠ |" in text and "| nacl ⚠ |" not in text
+    warning = next(line for line in text.splitlines() if line.startswith("- ⚠ `ce + TS`"))
+    assert "foreground ECE 61.40 % against 19.70 % for `ce` without it" in warning
+    assert "paired difference +41.70 points, 95 % CI [+41.70, +41.70], 8 case(s)" in warning
+    assert "fitted temperature(s) 0.155, 0.160" in warning and "T < 1 sharpens" in warning
+
+
+def test_report_reproducibility_section(tmp_path, monkeypatch):
+    text = write_synthetic_report(tmp_path, monkeypatch).read_text()
+    section = text[text.index("## Reproducibility") :]
+    assert "- bundle: `unet2d_nacl` at `/bundles/unet2d_nacl`; protocol: `paper`" in section
+    assert '- configs merged to train: `["train.yaml", "protocol_paper.yaml"]`' in section
+    assert f"- datalist: `/data/datalist.json`, sha256 `{'ab' * 32}`; data folder: `/data`" in section
+    assert "- classes: `3`; epochs per run: `100`; seeds: `[0, 1]`" in section
+    assert '- bundle overrides: `{"device": "cpu"}`' in section
+    assert "reference `ce`, 10000 bootstrap resamples of the test cases (seed 0), 95% percentile" in section
+    assert "- versions: monai_nacl 0.1.0, monai 1.6.1, torch 2.13.0" in section
+    assert "- command: `python -m monai_nacl compare --bundle unet2d_nacl --protocol paper`" in section
+
+
+def test_summary_and_per_case_csv_carry_the_same_numbers(tmp_path, monkeypatch):
+    write_synthetic_report(tmp_path, monkeypatch)
+    with open(tmp_path / "summary.csv") as f:
+        summary = {line["loss"]: line for line in csv.DictReader(f)}
+    assert summary["ce"]["reference"] == "ce" and summary["ce"]["dsc_diff"] == ""
+    nacl = summary["nacl"]
+    assert abs(float(nacl["dsc_diff"]) - 0.02) < 1e-12 and float(nacl["dsc_p"]) == 0.0078125
+    assert (
+        nacl["dsc_cases"] == "8"
+        and nacl["dsc_verdict"] == "better"
+        and nacl["ece_verdict"] == "no detectable difference"
+    )
+    assert summary["ce + TS"]["ece_verdict"] == "worse" and summary["ce + TS"]["posthoc_ece_worse"] == "1"
+    assert summary["nacl"]["posthoc_ece_worse"] == "" and summary["ce"]["posthoc_ece_worse"] == ""
+    with open(tmp_path / "per_case.csv") as f:
+        per_case = list(csv.DictReader(f))
+    assert len(per_case) == 3 * len(CASES) * len(SEEDS)
+    line = next(r for r in per_case if r["loss"] == "nacl" and r["case"] == "case2" and r["seed"] == "1")
+    assert abs(float(line["dsc"]) - 0.841) < 1e-6 and abs(float(line["dsc_diff"]) - 0.02) < 1e-6
+    assert abs(float(line["ece_diff"]) - 0.004) < 1e-6
+
+
+def test_rows_read_per_case_values_from_the_runs(tmp_path):
+    run_dir = tmp_path / "runs" / "ce" / "seed3"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text(
+        "case,dsc_1,hd95_1,mean_dsc,ece,cece,nll\ncase0,0.9,2.0,0.9,0.05,0.04,0.3\ncase1,0.7,inf,0.7,0.07,0.06,0.5\n"
+    )
+    (run_dir / "summary.json").write_text(json.dumps({"mean": {"mean_dsc": 0.8, "ece": 0.06}, "pooled": {}}))
+    (run_dir / "done").write_text("{}")
+    rows, _ = report.build_rows([RunSpec(Variant("ce"), 3, run_dir)])
+    assert rows[0].cases == {
+        ("case0", 3): {"dsc": 0.9, "ece": 0.05, "cece": 0.04, "nll": 0.3},
+        ("case1", 3): {"dsc": 0.7, "ece": 0.07, "cece": 0.06, "nll": 0.5},
+    }
+
+
+def test_reproducibility_record(tmp_path, monkeypatch):
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text('{"training": []}')
+    monkeypatch.setattr(
+        sys, "argv", ["/x/monai_nacl/__main__.py", "compare", "--bundle", "unet2d_nacl", "--note", "a b"]
+    )
+    record = report.reproducibility_record(str(datalist))
+    assert record["datalist_sha256"] == hashlib.sha256(b'{"training": []}').hexdigest()
+    assert record["command_line"] == "python -m monai_nacl compare --bundle unet2d_nacl --note 'a b'"
+    versions = record["versions"]
+    assert versions["monai_nacl"] == monai_nacl.__version__ and versions["monai"] == monai.__version__
+    assert versions["torch"] == torch.__version__
+    assert report.reproducibility_record(str(tmp_path / "missing.json"))["datalist_sha256"] is None
