@@ -55,7 +55,8 @@ def flatten_case_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     """CSV columns of one case from ``monai_nacl.metrics.evaluate_segmentation`` called on that case alone.
 
     Columns: ``dsc_<k>`` and ``hd95_<k>`` for each reported class ``k`` (label value), ``mean_dsc`` (over those
-    classes), then the calibration metrics (``ece``, ``cece``, ``ace``, ``cace``, ``mce``, ``nll``, ``brier``).
+    classes), then the calibration metrics ``monai_nacl.metrics.METRIC_NAMES`` (``ece``, ``cece``, ``ace``, ``cace``
+    (MONAI's average calibration error), ``adaece``, ``cadaece`` (adaptive ECE), ``mce``, ``nll``, ``brier``).
     HD95 is ``inf`` when the class is in the label but not predicted and ``nan`` when it is absent from the label.
 
     Args:
@@ -83,14 +84,15 @@ class SegmentationReportHandler:
     """Write the evaluation report of a ``SupervisedEvaluator`` run when its epoch completes.
 
     After each iteration, every case of the batch is measured by ``monai_nacl.metrics.evaluate_segmentation``
-    (DSC and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, MCE, NLL, Brier) and added to a
-    pooled ``monai_nacl.metrics.SegmentationCalibrationMetric``. At the end it writes, atomically:
+    (DSC and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, AdaECE, MCE, NLL, Brier) and
+    added to a pooled ``monai_nacl.metrics.SegmentationCalibrationMetric``. At the end it writes, atomically:
 
     - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`);
     - ``summary.json``: ``num_cases``, ``mean`` (over cases, NaN/empty cases left out) with ``num_valid`` per
-      column, ``pooled`` (calibration over every counted voxel of every case), ``num_bins``, ``region`` and
-      ``skipped`` (the cases left out before the run, with the data check's findings); undefined values are
-      ``null``;
+      column, ``pooled`` (calibration over every counted voxel of every case together), ``pooled_over`` (those
+      voxels in words, e.g. "ground-truth foreground voxels (label != 0) of every case"), ``num_bins``,
+      ``region`` and ``skipped`` (the cases left out before the run, with the data check's findings); undefined
+      values are ``null``;
     - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``
       and ``statistics``, see :func:`~monai_nacl.metrics.statistics_to_dict`), from which the comparison report
       draws its pictures;
@@ -217,6 +219,8 @@ class SegmentationReportHandler:
 
     def summary(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Summary of per-case rows plus the pooled calibration values (see the class docstring)."""
+        from monai_nacl.metrics import REGION_DESCRIPTIONS
+
         columns = [c for c in rows[0] if c != "case"] if rows else []
         mean, num_valid = {}, {}
         for column in columns:
@@ -230,6 +234,7 @@ class SegmentationReportHandler:
             "mean": mean,
             "num_valid": num_valid,
             "pooled": pooled,
+            "pooled_over": f"{REGION_DESCRIPTIONS[self.region]} of every case",
             "num_bins": self.num_bins,
             "region": self.region,
             "skipped": self.skipped_cases.records() if self.skipped_cases is not None else [],
