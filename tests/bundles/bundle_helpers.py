@@ -45,9 +45,9 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-CSV_COLUMNS = ["case", "dsc_1", "dsc_2", "hd95_1", "hd95_2", "mean_dsc", "ece", "cece", "ace", "cace", "mce", "nll",
-               "brier"]  # fmt: skip
-SUMMARY_KEYS = {"num_cases", "mean", "num_valid", "pooled", "num_bins", "region", "skipped"}
+CSV_COLUMNS = ["case", "dsc_1", "dsc_2", "hd95_1", "hd95_2", "mean_dsc", "ece", "cece", "ace", "cace", "adaece",
+               "cadaece", "mce", "nll", "brier"]  # fmt: skip
+SUMMARY_KEYS = {"num_cases", "mean", "num_valid", "pooled", "pooled_over", "num_bins", "region", "skipped"}
 MAPS = ("seg", "max_prob", "entropy")
 
 
@@ -82,7 +82,7 @@ def check_evaluation(
     summary = read_json(output_dir / "summary.json")
     assert set(summary) == SUMMARY_KEYS and summary["num_cases"] == num_cases
     assert [s["case"] for s in summary["skipped"]] == list(skipped)
-    assert set(summary["pooled"]) == {"ece", "cece", "ace", "cace", "mce", "nll", "brier"}
+    assert set(summary["pooled"]) == {"ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"}
     assert (output_dir / "reliability.png").stat().st_size > 1000
     assert not [p for p in output_dir.rglob(".*") if p.is_file()], "temporary files left behind"
     by_name = {row["case"]: row for row in rows}
