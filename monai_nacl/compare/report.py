@@ -3,9 +3,9 @@
 Figures per run come from what the bundle's evaluation wrote: ``summary.json`` / ``metrics.csv`` of the
 paper's protocol (calibration over ground-truth foreground voxels, 15 bins, per test volume then averaged
 over volumes) and ``all_voxels/summary.json`` (the same metrics over every voxel). The evaluation does not
-save per-bin statistics, so the reliability diagrams are recomputed from the saved predictions
-(``predictions/<case>_max_prob`` and ``_seg``) and the labels on disk, over the same foreground voxels;
-their pooled ECE is checked against the evaluation's own pooled ECE.
+write each case's calibration histograms (``calibration_histograms.json``), from which the reliability
+pictures are drawn (:mod:`monai_nacl.compare.plots`): per row its cases and seeds pooled, per class, the
+dataset reliability histogram, and an overlay of all rows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from monai_nacl.compare.grid import Variant
-from monai_nacl.compare.plots import BinStatistics, plot_overlay, plot_reliability
+from monai_nacl.compare.plots import OVERLAY, plot_comparison
 from monai_nacl.compare.runs import (
     ALL_VOXELS_DIR,
     SUMMARY,
@@ -28,13 +28,15 @@ from monai_nacl.compare.runs import (
     RunSpec,
     is_finished,
 )
-from monai_nacl.compare.table import Column, Row, markdown_table, mean_std, write_csv
+from monai_nacl.compare.table import Column, Row, markdown_table, write_csv
+from monai_nacl.metrics import CalibrationStatistics, concatenate_statistics, statistics_from_dict
+from monai_nacl.workflows.report import HISTOGRAMS_FILENAME as HISTOGRAMS
 
 __all__ = [
     "CSV_COLUMNS",
     "TABLE_COLUMNS",
     "build_rows",
-    "reliability_bins",
+    "run_histograms",
     "run_metrics",
     "write_report",
 ]
@@ -154,43 +156,18 @@ def _stem(path: str) -> str:
     return re.sub(r"(\.nii\.gz|\.nii|\.mha|\.nrrd)$", "", name)
 
 
-def reliability_bins(eval_dir: Path, labels_by_case: dict[str, str], num_bins: int = 15) -> BinStatistics | None:
-    """Per-bin top-label statistics over the foreground voxels (label != 0) of one evaluated run.
-
-    Recomputed from ``predictions/<case>_max_prob`` and ``<case>_seg`` and the labels on disk; bins are
-    ``(lower, upper]`` with confidence 0 in the first bin, as ``monai_nacl.metrics`` bins them.
-
-    Args:
-        eval_dir: folder with ``metrics.csv`` and ``predictions/``.
-        labels_by_case: label file of each case, keyed by the image file name without extension.
-        num_bins: equal-width bins.
+def run_histograms(eval_dir: Path) -> tuple[CalibrationStatistics, str | None] | None:
+    """The per-case calibration histograms one evaluated run wrote, and the region they count.
 
     Returns:
-        the pooled statistics, or None when the predictions or labels are missing.
+        ``(statistics, region)``, or None when the run has no ``calibration_histograms.json`` (evaluated by an
+        older version): no picture rather than a guess.
     """
-    import nibabel as nib
-
-    stats = BinStatistics(np.zeros(num_bins), np.zeros(num_bins), np.zeros(num_bins))
-    predictions = eval_dir / "predictions"
-    for row in _read_csv(eval_dir / "metrics.csv"):
-        case = row["case"]
-        files = [predictions / f"{case}_max_prob.nii.gz", predictions / f"{case}_seg.nii.gz"]
-        if case not in labels_by_case or not all(f.is_file() for f in files):
-            return None
-        confidence, seg = (np.asarray(nib.load(str(f)).dataobj).squeeze() for f in files)
-        label = np.asarray(nib.load(labels_by_case[case]).dataobj).squeeze()
-        if not confidence.shape == seg.shape == label.shape:
-            return None
-        mask = label != 0
-        p = confidence[mask].astype(np.float64)
-        correct = (seg[mask].astype(np.int64) == label[mask].astype(np.int64)).astype(np.float64)
-        index = np.clip(np.ceil(p * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
-        stats = stats + BinStatistics(
-            np.bincount(index, minlength=num_bins).astype(np.float64),
-            np.bincount(index, weights=p, minlength=num_bins),
-            np.bincount(index, weights=correct, minlength=num_bins),
-        )
-    return stats
+    path = eval_dir / HISTOGRAMS
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return statistics_from_dict(saved["statistics"]), saved.get("region")
 
 
 def _test_labels(context: dict[str, Any]) -> dict[str, str]:
@@ -209,30 +186,21 @@ def _slug(name: str) -> str:
 
 
 def write_report(output: Path, specs: list[RunSpec], temperature_scaling: bool, bundle_name: str) -> Path:
-    """Write ``report.md``, ``summary.csv``, ``reliability/<row>.png`` and ``reliability_all.png``; return report.md."""
+    """Write ``report.md``, ``summary.csv`` and the pictures of :func:`~monai_nacl.compare.plots.plot_comparison`;
+    return report.md."""
     context = json.loads((output / "compare.json").read_text()) if (output / "compare.json").is_file() else {}
     rows, folders = build_rows(specs, temperature_scaling)
     write_csv(rows, CSV_COLUMNS, output / "summary.csv")
     num_bins = int(context.get("num_bins", 15))
     labels = _test_labels(context)
-    pooled: dict[str, BinStatistics] = {}
-    checks: list[str] = []
+    per_case, regions = {}, set()
     for row in rows:
-        total = None
-        for folder in folders[row.name]:
-            bins = reliability_bins(folder, labels, num_bins) if labels else None
-            if bins is None:
-                total = None
-                break
-            total = bins if total is None else total + bins
-        if total is not None and total.count.sum() > 0:
-            pooled[row.name] = total
-            plot_reliability(total, output / "reliability" / f"{_slug(row.name)}.png", row.name)
-            ece_pooled = mean_std(row.values.get("ece_pooled", []))[0] if len(folders[row.name]) == 1 else math.nan
-            if math.isfinite(ece_pooled) and abs(ece_pooled - total.ece()) > 1e-3:
-                checks.append(f"{row.name}: diagram ECE {total.ece():.4f} != evaluation pooled ECE {ece_pooled:.4f}")
-    if pooled:
-        plot_overlay(pooled, output / "reliability_all.png")
+        runs = [run_histograms(folder) for folder in folders[row.name]]
+        if runs and all(run is not None for run in runs):
+            per_case[row.name] = concatenate_statistics([stats for stats, _ in runs])
+            regions.update(region for _, region in runs)
+    region = ", ".join(sorted(r for r in regions if r)) or None
+    pictures = plot_comparison(output, per_case, {name: _slug(name) for name in per_case}, region)
     epochs = context.get("max_epochs") or "the bundle's default"
     lines = [
         f"# Calibration comparison: bundle `{bundle_name}`",
@@ -281,17 +249,23 @@ def write_report(output: Path, specs: list[RunSpec], temperature_scaling: bool, 
     failures = [f"- {r.name}, {failure}" for r in rows for failure in r.failures]
     if failures:
         lines += ["## Failed runs", "", *failures, ""]
-    if pooled:
+    if pictures:
         lines += [
             "## Reliability diagrams",
             "",
-            "Foreground voxels of all test volumes and seeds pooled, recomputed from the saved predictions: "
-            "[all losses](reliability_all.png); "
-            + ", ".join(f"[{name}](reliability/{_slug(name)}.png)" for name in pooled),
+            (
+                f"From each evaluation's calibration histograms (region: {region}), all test volumes and seeds "
+                f"pooled: [all rows]({OVERLAY}); per row its diagram, per-class diagrams and dataset reliability "
+                "histogram (per class and confidence bin, the test images by their accuracy in that bin):"
+            ),
+            "",
+            *(
+                f"- {name}: [diagram]({files['diagram']}), [per class]({files['classwise']}), "
+                f"[dataset]({files['dataset']})"
+                for name, files in pictures.items()
+            ),
             "",
         ]
-    if checks:
-        lines += ["Consistency warnings:", *[f"- {c}" for c in checks], ""]
     lines += ["Each run's folder (logs, model, metrics.csv, summary.json, predictions): `runs/<loss>/seed<k>/`.", ""]
     report = output / "report.md"
     report.write_text("\n".join(lines))

@@ -193,7 +193,7 @@ def reliability_figure(
         stats: pooled :class:`~monai_nacl.metrics.CalibrationStatistics` of one model (e.g.
             ``SegmentationCalibrationMetric.pooled_statistics()``), or ``{name: statistics}`` of several models drawn
             on the same axes (same ``num_bins``).
-        title: first line of the title (e.g. the run and epoch).
+        title: first line of the title (e.g. the run and epoch); a single named model adds ": <name>".
         region: the voxels the statistics count (``"foreground"``, ...), stated in the title when given.
         classwise: one panel per class from the classwise histograms (confidence ``p_c``, accuracy the frequency of
             ``y = c``) instead of one top-label panel (confidence ``max_c p_c``, accuracy ``1[argmax p = y]``).
@@ -206,8 +206,9 @@ def reliability_figure(
     models = dict(stats) if isinstance(stats, Mapping) else {"": stats}
     if not models:
         raise ValueError("reliability_figure needs the statistics of at least one model.")
-    if len(models) == 1 and title is None:
-        title = next(iter(models)) or None
+    only = next(iter(models))
+    if len(models) == 1 and only:  # a single named model: its name belongs in the title
+        title = f"{title}: {only}" if title else only
     panels = {
         name: _panels(_check_statistics(s, f"statistics of {name or 'the model'}"), classwise, class_names)
         for name, s in models.items()

@@ -30,7 +30,10 @@ else:
     )
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["SegmentationReportHandler", "case_name", "flatten_case_metrics"]
+__all__ = ["HISTOGRAMS_FILENAME", "SegmentationReportHandler", "case_name", "flatten_case_metrics"]
+
+HISTOGRAMS_FILENAME = "calibration_histograms.json"
+"""Default name of the per-case calibration histograms of an evaluation (read back by the comparison report)."""
 
 
 def case_name(item: Mapping[str, Any], keys: Sequence[str] = ("image", "pred", "label")) -> str:
@@ -138,7 +141,7 @@ class SegmentationReportHandler:
         diagram_filename: str | None = "reliability.png",
         classwise_diagram_filename: str | None = "reliability_classwise.png",
         dataset_diagram_filename: str | None = "dataset_reliability.png",
-        histograms_filename: str | None = "calibration_histograms.json",
+        histograms_filename: str | None = HISTOGRAMS_FILENAME,
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
         skipped_cases: SkippedCases | None = None,
     ) -> None:

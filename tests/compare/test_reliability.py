@@ -1,49 +1,52 @@
-"""Reliability statistics recomputed from saved predictions, checked against hand-counted bins; progress parsing."""
+"""The comparison's reliability pictures from the runs' saved histograms (pooled over seeds); progress parsing."""
 
 from __future__ import annotations
 
 import io
+import json
 import math
 
-import nibabel as nib
-import numpy as np
+import torch
 
-from monai_nacl.compare.plots import BinStatistics, plot_overlay, plot_reliability
+from monai_nacl.compare.plots import OVERLAY, plot_comparison
 from monai_nacl.compare.progress import Progress, format_duration
-from monai_nacl.compare.report import reliability_bins
+from monai_nacl.compare.report import run_histograms
 from monai_nacl.compare.runs import parse_epoch
+from monai_nacl.metrics import (
+    calibration_statistics,
+    coarse_statistics,
+    concatenate_statistics,
+    region_mask,
+    statistics_to_dict,
+)
 
 
-def save(path, array):
-    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), str(path))
+def _evaluated_run(folder, seed, num_cases=2):
+    """A run folder holding what SegmentationReportHandler writes: per-case histograms of the foreground."""
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(torch.randn(num_cases, 3, 6, 6, generator=g, dtype=torch.float64) * 2, dim=1)
+    labels = torch.randint(0, 3, (num_cases, 6, 6), generator=g)
+    stats = calibration_statistics(probs, labels, num_bins=5, mask=region_mask(labels, "foreground"), per_image=True)
+    folder.mkdir(parents=True)
+    saved = {"cases": [f"case{k}" for k in range(num_cases)], "region": "foreground"}
+    (folder / "calibration_histograms.json").write_text(json.dumps({**saved, "statistics": statistics_to_dict(stats)}))
+    return stats
 
 
-def test_bins_from_predictions_by_hand(tmp_path):
-    (tmp_path / "predictions").mkdir()
-    (tmp_path / "metrics.csv").write_text("case,mean_dsc\nimg0,0.5\n")
-    label = np.array([[0, 1, 1], [2, 2, 0]], dtype=np.uint8)[..., None]
-    seg = np.array([[0, 1, 2], [2, 1, 1]], dtype=np.uint8)[..., None]
-    conf = np.array([[0.9, 0.95, 0.35], [0.7, 0.5, 0.99]], dtype=np.float32)[..., None]
-    save(tmp_path / "predictions" / "img0_seg.nii.gz", seg)
-    save(tmp_path / "predictions" / "img0_max_prob.nii.gz", conf)
-    save(tmp_path / "lab0.nii.gz", label)
-    stats = reliability_bins(tmp_path, {"img0": str(tmp_path / "lab0.nii.gz")}, num_bins=5)
-    # foreground voxels (label != 0): (0.95, correct), (0.35, wrong), (0.7, correct), (0.5, wrong)
-    # bins of width 0.2, (lower, upper]: 0.35 -> bin 1, 0.5 -> bin 2, 0.7 -> bin 3, 0.95 -> bin 4
-    np.testing.assert_allclose(stats.count, [0, 1, 1, 1, 1])
-    np.testing.assert_allclose(stats.confidence_sum, [0, 0.35, 0.5, 0.7, 0.95], rtol=1e-6)
-    np.testing.assert_allclose(stats.accuracy_sum, [0, 0, 0, 1, 1])
-    assert math.isclose(stats.ece(), (0.35 + 0.5 + 0.3 + 0.05) / 4, rel_tol=1e-6)
-    assert reliability_bins(tmp_path, {}, num_bins=5) is None  # unknown label file: no diagram, no guess
-    pooled = stats + stats
-    plot_reliability(pooled, tmp_path / "one.png", "ce")
-    plot_overlay({"ce": pooled, "nacl": stats}, tmp_path / "all.png")
-    assert (tmp_path / "one.png").stat().st_size > 1000 and (tmp_path / "all.png").stat().st_size > 1000
-
-
-def test_bin_statistics_empty_bins():
-    stats = BinStatistics(np.array([0.0, 2.0]), np.array([0.0, 1.5]), np.array([0.0, 2.0]))
-    assert math.isnan(stats.accuracy()[0]) and stats.accuracy()[1] == 1.0 and stats.ece() == 0.25
+def test_pictures_from_saved_histograms(tmp_path):
+    runs = [_evaluated_run(tmp_path / "runs" / "ce" / f"seed{s}", seed=s) for s in (0, 1)]
+    read = [run_histograms(tmp_path / "runs" / "ce" / f"seed{s}") for s in (0, 1)]
+    assert [region for _, region in read] == ["foreground", "foreground"]
+    for (stats, _), expected in zip(read, runs):
+        assert torch.equal(stats.classwise, coarse_statistics(expected).classwise)
+    assert run_histograms(tmp_path / "runs" / "missing") is None  # evaluated before histograms were saved
+    per_case = {"ce + TS": concatenate_statistics([s for s, _ in read])}
+    assert per_case["ce + TS"].classwise.shape[0] == 4  # 2 cases x 2 seeds, each an image of the dataset histogram
+    written = plot_comparison(tmp_path, per_case, {"ce + TS": "ce_TS"}, "foreground")
+    assert written["ce + TS"]["dataset"] == "dataset_reliability/ce_TS.png"
+    files = [tmp_path / OVERLAY] + [tmp_path / path for path in written["ce + TS"].values()]
+    for path in files:
+        assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_epoch_lines_and_time_left():
