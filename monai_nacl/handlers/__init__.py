@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from monai_nacl.handlers.calibration import CalibrationMetricHandler
 from monai_nacl.handlers.history import TrainingHistoryHandler
+from monai_nacl.handlers.lagrange import LagrangeMultiplierHandler
 from monai_nacl.handlers.reliability import ReliabilityDiagramHandler
 
-__all__ = ["CalibrationMetricHandler", "ReliabilityDiagramHandler", "TrainingHistoryHandler"]
+__all__ = [
+    "CalibrationMetricHandler",
+    "LagrangeMultiplierHandler",
+    "ReliabilityDiagramHandler",
+    "TrainingHistoryHandler",
+]
