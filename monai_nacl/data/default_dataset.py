@@ -435,7 +435,8 @@ def build_default_dataset(
             image, label, soft_label = simulate_case(
                 np.random.default_rng([seed, index]), t1, soft, voxel_mm, acquisition
             )
-            name = f"case_{index:03d}.nii.gz"
+            stem = f"case_{index:03d}"
+            name = f"{stem}.nii.gz"
             entry: dict[str, Any] = {
                 "image": f"imagesTr/{name}",
                 "label": f"labelsTr/{name}",
@@ -450,9 +451,7 @@ def build_default_dataset(
                 ]
                 label = drawn[0]
                 if is_test:
-                    extra = [
-                        f"labelsRatersTs/{name[: -len('.nii.gz')]}_rater{r}.nii.gz" for r in range(2, 1 + test_raters)
-                    ]
+                    extra = [f"labelsRatersTs/{stem}_rater{r}.nii.gz" for r in range(2, 1 + test_raters)]
                     for file, drawn_label in zip(extra, drawn[1:]):
                         save_nifti(drawn_label, affine, staging / file)
                     entry[RATERS_KEY] = [entry["label"], *extra]

@@ -264,24 +264,24 @@ def test_ensure_reuses_an_existing_dataset(small_default: Path, monkeypatch: pyt
     assert default_dataset_dir() == Path.home() / ".cache" / "monai_nacl" / "mni152_tissue"
 
 
-@pytest.mark.parametrize(
-    "old, variant, split",
-    [
-        ({"version": 0, "numCases": 3}, "deterministic", [1, 1, 1]),  # no "variant": a deterministic build
-        ({"version": 0, "variant": "raters", "split": [1, 1, 1]}, "raters", [1, 1, 1]),
-    ],
-)
-def test_ensure_rebuilds_an_older_version(tmp_path: Path, old: dict, variant: str, split: list[int]) -> None:
+def test_ensure_rebuilds_an_older_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older deterministic build (no "variant" key) is rebuilt with its cohort size and seed; an older raters build
+    with its split and seed."""
     folder = tmp_path / "old"
     with build_atomically(folder) as staging:
-        (staging / "datalist.json").write_text(json.dumps({"name": "mni152_tissue", "seed": 5, **old, "training": []}))
-    path = ensure_default_dataset(folder, variant=variant)
+        old = {"name": "mni152_tissue", "version": 0, "numCases": 3, "seed": 5, "training": []}
+        (staging / "datalist.json").write_text(json.dumps(old))
+    path = ensure_default_dataset(folder, variant="deterministic")
     data = json.loads(Path(path).read_text())
-    assert data["version"] == dd.DATASET_VERSIONS[variant] and data["seed"] == 5
-    assert [len(data[s]) for s in ("training", "validation", "test")] == split
-    assert data.get("variant", "deterministic") == variant
-    assert check_datalist(path, 3) == []
-    assert ensure_default_dataset(folder, variant=variant) == path
+    assert data["version"] == dd.DATASET_VERSIONS["deterministic"] and data["seed"] == 5 and len(data["test"]) == 1
+    assert "variant" not in data and check_datalist(path, 3) == []
+    assert ensure_default_dataset(folder, variant="deterministic") == path
+    old_raters = {"name": "mni152_tissue", "version": 0, "variant": "raters", "split": [2, 1, 3], "seed": 5}
+    (folder / "datalist.json").write_text(json.dumps(old_raters))
+    calls = []
+    monkeypatch.setattr(dd, "build_default_dataset", lambda *args, **kwargs: calls.append((args, kwargs)) or "built")
+    assert ensure_default_dataset(folder) == "built"
+    assert calls == [((folder,), {"seed": 5, "force": True, "variant": "raters", "split": [2, 1, 3]})]
 
 
 def test_ensure_rebuilds_another_variant_with_its_default_split(
