@@ -478,8 +478,8 @@ def reliability_statistics(
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
 
     Returns:
-        see :func:`reliability_from_statistics`; feed it to
-        :func:`~monai_nacl.metrics.plots.plot_reliability_diagram`.
+        see :func:`reliability_from_statistics` (the numbers that
+        :func:`~monai_nacl.metrics.plots.plot_reliability_diagram` draws from the statistics).
     """
     stats = calibration_statistics(probs, labels, num_bins=num_bins, mask=mask, classwise=False)
     warn_if_empty(float(stats.totals[0]), "reliability_statistics")
