@@ -1,16 +1,17 @@
 """Side-by-side comparison of calibration losses through a bundle: ``python -m monai_nacl compare`` / ``demo``.
 
 For each loss (and grid point) and seed: train with the bundle's ``train.yaml``, evaluate with its
-``evaluate.yaml`` on the test split, optionally fit a post-hoc temperature on the validation split, and
+``evaluate.yaml`` on the test split, optionally calibrate each model post hoc on the validation split
+(``--posthoc ts,vector,lts``, through :mod:`monai_nacl.calibration`), and
 write ``report.md`` (the NACL paper's table: DSC, HD95, ECE, CECE, ACE, NLL, Brier, mean ± std over seeds),
 ``summary.csv`` and reliability diagrams.
 """
 
 from __future__ import annotations
 
+from monai_nacl.calibration import fit_temperature, temperature_nll
 from monai_nacl.compare.grid import Variant, expand_grid, parse_grid
 from monai_nacl.compare.options import CompareOptions, parse_compare_args
-from monai_nacl.compare.temperature import fit_temperature, temperature_nll
 from monai_nacl.compare.workflow import BundleLayout, CompareResult, run_compare
 
 __all__ = [

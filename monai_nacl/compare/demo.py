@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from monai_nacl.compare.options import CompareOptions
+from monai_nacl.compare.options import CompareOptions, parse_posthoc
 from monai_nacl.compare.overrides import split_overrides
 from monai_nacl.compare.progress import format_duration
 from monai_nacl.compare.workflow import CompareResult, run_compare
@@ -44,7 +44,10 @@ def build_demo_parser() -> argparse.ArgumentParser:
         "--temperature_scaling",
         dest="temperature_scaling",
         action="store_true",
-        help="also report '<loss> + TS' rows (about 30 s more per loss)",
+        help="also report '<loss> + TS' rows (about 30 s more per loss); the same as --posthoc ts",
+    )
+    parser.add_argument(
+        "--posthoc", default=None, help="comma list of post-hoc calibrations (ts, vector, lts), see compare --help"
     )
     return parser
 
@@ -67,7 +70,7 @@ def run_demo(argv: list[str]) -> CompareResult:
         max_epochs=known.max_epochs,
         dataset_dir=datalist.parent,
         datalist=datalist,
-        temperature_scaling=known.temperature_scaling,
+        posthoc=parse_posthoc(known.posthoc, known.temperature_scaling),
         overrides={**DEMO_OVERRIDES, **split_overrides(unknown)},
     )
     result = run_compare(options)

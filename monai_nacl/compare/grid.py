@@ -10,7 +10,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-__all__ = ["Variant", "expand_grid", "parse_grid"]
+__all__ = ["POSTHOC_LABELS", "Variant", "expand_grid", "parse_grid"]
+
+POSTHOC_LABELS = {"ts": "TS", "vector": "VS", "lts": "LTS"}
+"""Row suffix of each post-hoc method (``nacl + TS``): temperature, vector and local temperature scaling."""
 
 
 @dataclass(frozen=True)
@@ -20,24 +23,29 @@ class Variant:
     Args:
         loss_name: the bundle's ``loss_name`` value (``ce``, ``nacl``, ...).
         params: loss parameters set on top of the bundle's defaults, in the order given by the user.
-        temperature_scaled: True for the post-hoc temperature-scaling row of a trained variant.
+        posthoc: the post-hoc calibration (a key of :data:`POSTHOC_LABELS`) of the row of a trained variant
+            calibrated after training, None for the trained model as it is.
     """
 
     loss_name: str
     params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    temperature_scaled: bool = False
+    posthoc: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.posthoc is not None and self.posthoc not in POSTHOC_LABELS:
+            raise ValueError(f"posthoc must be one of {sorted(POSTHOC_LABELS)} or None, got {self.posthoc!r}.")
 
     @property
     def name(self) -> str:
-        """Row name: ``nacl``, ``nacl(alpha=0.2,kernel_size=5)``, ``nacl + TS``."""
+        """Row name: ``nacl``, ``nacl(alpha=0.2,kernel_size=5)``, ``nacl + TS``, ``nacl + LTS``."""
         base = self.loss_name
         if self.params:
             base += "(" + ",".join(f"{key}={value}" for key, value in self.params) + ")"
-        return f"{base} + TS" if self.temperature_scaled else base
+        return f"{base} + {POSTHOC_LABELS[self.posthoc]}" if self.posthoc else base
 
     @property
     def run_name(self) -> str:
-        """Folder name of the training runs of this variant (the TS row shares the trained model)."""
+        """Folder name of the training runs of this variant (the post-hoc rows share the trained model)."""
         base = self.loss_name
         if self.params:
             base += "__" + "_".join(f"{key}-{value}" for key, value in self.params)

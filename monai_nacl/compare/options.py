@@ -8,7 +8,14 @@ from pathlib import Path
 
 from monai_nacl.compare.overrides import split_overrides
 
-__all__ = ["QUICK_EPOCHS", "RESERVED_IDS", "CompareOptions", "add_compare_arguments", "parse_compare_args"]
+__all__ = [
+    "QUICK_EPOCHS",
+    "RESERVED_IDS",
+    "CompareOptions",
+    "add_compare_arguments",
+    "parse_compare_args",
+    "parse_posthoc",
+]
 
 QUICK_EPOCHS = 2
 """``--quick``: epochs per run (a smoke schedule, not a meaningful comparison)."""
@@ -30,7 +37,7 @@ class CompareOptions:
     dataset_dir: Path | None = None
     datalist: Path | None = None
     quick: bool = False
-    temperature_scaling: bool = False
+    posthoc: list[str] = field(default_factory=list)
     grid: list[str] = field(default_factory=list)
     overrides: dict[str, str] = field(default_factory=dict)
     ts_max_voxels: int = 200_000
@@ -70,20 +77,32 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("outputs/compare"), help="report and runs folder")
     parser.add_argument("--quick", action="store_true", help=f"short schedule ({QUICK_EPOCHS} epochs) for a smoke run")
     parser.add_argument(
+        "--posthoc",
+        default=None,
+        help=(
+            "comma list of post-hoc calibrations fitted per trained model on the validation split, each adding a "
+            "'<loss> + <method>' row: ts (one temperature, '+ TS'), vector (one per class, '+ VS'), lts (local "
+            "temperature scaling, '+ LTS'); e.g. --posthoc ts,vector,lts"
+        ),
+    )
+    parser.add_argument(
         "--temperature-scaling",
         "--temperature_scaling",
         dest="temperature_scaling",
         action="store_true",
-        help="also fit one temperature per trained model on the validation split and report '<loss> + TS' rows",
+        help="the same as --posthoc ts",
     )
     parser.add_argument(
-        "--ts_max_voxels", type=_positive, default=200_000, help="validation voxels sampled per case for the TS fit"
+        "--ts_max_voxels",
+        type=_positive,
+        default=200_000,
+        help="validation voxels sampled per case for the ts and vector fits",
     )
     parser.add_argument(
         "--ts_region",
         choices=("all", "foreground"),
         default="all",
-        help="validation voxels the temperature is fitted on: all (standard) or foreground (label != 0)",
+        help="validation voxels the post-hoc calibrations are fitted on: all (standard) or foreground (label != 0)",
     )
     parser.add_argument(
         "--grid",
@@ -91,6 +110,23 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="sweep one loss's parameters, e.g. 'nacl:alpha=0.05,0.1,0.2;kernel_size=3,5' (repeatable)",
     )
+
+
+def parse_posthoc(text: str | None, temperature_scaling: bool = False) -> list[str]:
+    """The methods of ``--posthoc ts,vector,lts`` (``--temperature-scaling`` adds ``ts``), in order, without repeats.
+
+    Raises:
+        ValueError: for a name that is not a post-hoc method, or a ``--posthoc`` that names none.
+    """
+    from monai_nacl.calibration import CALIBRATORS
+
+    methods = [name.strip() for name in (text or "").split(",") if name.strip()]
+    if text is not None and not methods:
+        raise ValueError(f"--posthoc {text!r} names no method; give e.g. --posthoc ts,vector,lts.")
+    unknown = [name for name in methods if name not in CALIBRATORS]
+    if unknown:
+        raise ValueError(f"--posthoc: {unknown} are not post-hoc methods; choose from {sorted(CALIBRATORS)}.")
+    return list(dict.fromkeys((["ts"] if temperature_scaling else []) + methods))
 
 
 def parse_compare_args(argv: list[str]) -> CompareOptions:
@@ -131,7 +167,7 @@ def options_from_namespace(known: argparse.Namespace, unknown: list[str]) -> Com
         dataset_dir=known.dataset_dir,
         datalist=known.datalist,
         quick=known.quick,
-        temperature_scaling=known.temperature_scaling,
+        posthoc=parse_posthoc(known.posthoc, known.temperature_scaling),
         grid=list(known.grid),
         overrides=overrides,
         ts_max_voxels=known.ts_max_voxels,

@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from monai_nacl.compare.grid import Variant
 from monai_nacl.compare.plots import OVERLAY, plot_comparison
 from monai_nacl.compare.runs import (
     ALL_VOXELS_DIR,
+    POSTHOC_DIRS,
     SUMMARY,
-    TS_DIR,
     RunSpec,
     is_finished,
 )
@@ -69,6 +70,25 @@ CSV_COLUMNS = TABLE_COLUMNS + [
 """Columns of summary.csv (unscaled): the table's, plus MCE, pooled-over-voxels figures, empty-HD95 counts and T."""
 
 
+POSTHOC_NOTES = {
+    "ts": (
+        "- `+ TS` rows: the same trained model with one temperature fitted on the validation split (NLL, L-BFGS on "
+        "log T, {region} voxels) dividing the logits at test time."
+    ),
+    "vector": (
+        "- `+ VS` rows: the same trained model with one temperature per class fitted on the validation split (NLL, "
+        "L-BFGS, {region} voxels) dividing each class's logit at test time."
+    ),
+    "lts": (
+        "- `+ LTS` rows: local temperature scaling (Ding et al., ICCV 2021): a small convolutional network on the "
+        "logits and the image, trained by NLL on validation patches ({region} voxels), predicts the temperature of "
+        "each voxel."
+    ),
+}
+"""The report's note on each post-hoc method's rows (all written to ``calibration.json`` by
+``monai_nacl.calibration.fit_and_save`` and applied by ``ApplyCalibrationd``, as in the bundles)."""
+
+
 def _number(value: Any) -> float:
     """A JSON/CSV value as float; null, empty and non-numbers become NaN."""
     try:
@@ -87,7 +107,8 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
 
     Returns ``{dsc, hd95, hd95_empty, ece, cece, ace, mce, nll, brier}`` (mean over test cases, foreground
     protocol), ``<metric>_pooled`` (pooled over all foreground voxels), ``<metric>_all`` (mean over cases,
-    all voxels, when ``all_voxels/summary.json`` exists) and ``temperature`` (for a TS run).
+    all voxels, when ``all_voxels/summary.json`` exists) and ``temperature`` (for a ``ts`` post-hoc run, from its
+    ``calibration.json``).
     ``hd95`` is the mean over cases and foreground classes of the finite HD95 values; ``hd95_empty`` counts
     the (case, class) pairs whose class is in the label but was not predicted (HD95 infinite).
     """
@@ -111,9 +132,11 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
     if all_voxels.is_file():
         mean_all = json.loads(all_voxels.read_text()).get("mean", {})
         result.update({f"{name}_all": _number(mean_all.get(name)) for name in CALIBRATION})
-    temperature = eval_dir / "temperature.json"
-    if temperature.is_file():
-        result["temperature"] = _number(json.loads(temperature.read_text()).get("temperature"))
+    calibration = eval_dir / "calibration.json"
+    if calibration.is_file():
+        record = json.loads(calibration.read_text())
+        if record.get("method") == "ts":
+            result["temperature"] = _number(record.get("parameters", {}).get("temperature"))
     return result
 
 
@@ -125,15 +148,15 @@ def _failure(spec: RunSpec, eval_dir: Path) -> str:
     return f"seed {spec.seed}: not run (no {eval_dir / SUMMARY})"
 
 
-def build_rows(specs: list[RunSpec], temperature_scaling: bool) -> tuple[list[Row], dict[str, list[Path]]]:
+def build_rows(specs: list[RunSpec], posthoc: Sequence[str] = ()) -> tuple[list[Row], dict[str, list[Path]]]:
     """Rows of the table (each variant, then its ``+ TS`` row) and, per row, the finished evaluation folders."""
     variants = list(dict.fromkeys(spec.variant for spec in specs))
     rows: list[Row] = []
     folders: dict[str, list[Path]] = {}
     for variant in variants:
         versions = [(variant, "")]
-        if temperature_scaling:
-            versions.append((Variant(variant.loss_name, variant.params, temperature_scaled=True), TS_DIR))
+        for method in posthoc:
+            versions.append((Variant(variant.loss_name, variant.params, posthoc=method), POSTHOC_DIRS[method]))
         for shown, sub in versions:
             row = Row(shown.name)
             folders[row.name] = []
@@ -185,11 +208,11 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")
 
 
-def write_report(output: Path, specs: list[RunSpec], temperature_scaling: bool, bundle_name: str) -> Path:
+def write_report(output: Path, specs: list[RunSpec], posthoc: Sequence[str], bundle_name: str) -> Path:
     """Write ``report.md``, ``summary.csv`` and the pictures of :func:`~monai_nacl.compare.plots.plot_comparison`;
     return report.md."""
     context = json.loads((output / "compare.json").read_text()) if (output / "compare.json").is_file() else {}
-    rows, folders = build_rows(specs, temperature_scaling)
+    rows, folders = build_rows(specs, posthoc)
     write_csv(rows, CSV_COLUMNS, output / "summary.csv")
     num_bins = int(context.get("num_bins", 15))
     labels = _test_labels(context)
@@ -227,11 +250,7 @@ def write_report(output: Path, specs: list[RunSpec], temperature_scaling: bool, 
             "ECE/CECE/ACE in %. 'all' columns: the same over every voxel of the volume."
         ),
     ]
-    if temperature_scaling:
-        lines.append(
-            "- `+ TS` rows: the same trained model with one temperature fitted on the validation split (NLL, "
-            f"L-BFGS on log T, {context.get('ts_region', 'all')} voxels) dividing the logits at test time."
-        )
+    lines += [POSTHOC_NOTES[method].format(region=context.get("ts_region", "all")) for method in posthoc]
     lines.append("")
     empty = {r.name: int(sum(r.values.get("hd95_empty", []))) for r in rows}
     if any(empty.values()):

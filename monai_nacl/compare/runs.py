@@ -23,8 +23,8 @@ from monai_nacl.compare.grid import Variant
 __all__ = [
     "ALL_VOXELS_DIR",
     "BUNDLES_DIR",
+    "POSTHOC_DIRS",
     "SUMMARY",
-    "TS_DIR",
     "RunSpec",
     "bundle_command",
     "bundle_loss_names",
@@ -41,8 +41,8 @@ BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 
 DONE = "done"
 SUMMARY = "summary.json"
-TS_DIR = "temperature_scaled"
-"""Sub-folder of a run holding its temperature-scaled evaluation."""
+POSTHOC_DIRS = {"ts": "temperature_scaled", "vector": "vector_scaled", "lts": "local_temperature_scaled"}
+"""Sub-folder of a run holding, per post-hoc method, its ``calibration.json`` and the calibrated evaluation."""
 ALL_VOXELS_DIR = "all_voxels"
 """Sub-folder of an evaluation holding the all-voxel report."""
 

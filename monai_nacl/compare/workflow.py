@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,8 +18,8 @@ from monai_nacl.compare.grid import Variant, expand_grid
 from monai_nacl.compare.options import CompareOptions
 from monai_nacl.compare.progress import Progress, format_duration
 from monai_nacl.compare.runs import (
+    POSTHOC_DIRS,
     SUMMARY,
-    TS_DIR,
     RunSpec,
     bundle_command,
     bundle_loss_names,
@@ -38,8 +36,8 @@ FAILED = "failed"
 TRAINED = "trained"
 EVALUATED = "evaluated"
 FRAGMENTS = Path(__file__).resolve().parent / "configs"
-"""Config fragments merged after the bundle's: ``all_voxels.yaml`` (the all-voxel report) and
-``temperature.yaml`` (logits / T before the bundle's postprocessing)."""
+"""Config fragments merged after the bundle's: ``all_voxels.yaml`` (the all-voxel report); ``calibrate.yaml`` and
+``posthoc.yaml`` (the post-hoc rows, see :mod:`monai_nacl.compare.posthoc`)."""
 
 
 @dataclass(frozen=True)
@@ -49,16 +47,12 @@ class BundleLayout:
     Args:
         train_configs: configs merged to train (names under the bundle's ``configs/``, or absolute paths).
         evaluate_configs: configs merged to evaluate on the test split.
-        temperature_configs: configs merged after ``evaluate_configs`` for the temperature-scaled evaluation
-            when the bundle's evaluation has no ``temperature`` id of its own; they define ``temperature`` and
-            divide the logits by it before the bundle's postprocessing.
         model_file: the trained weights, relative to the run's folder (the bundle's ``ckpt_dir`` is set to
             ``<run>/models``).
     """
 
     train_configs: tuple[str, ...] = ("train.yaml",)
     evaluate_configs: tuple[str, ...] = ("train.yaml", "evaluate.yaml", str(FRAGMENTS / "all_voxels.yaml"))
-    temperature_configs: tuple[str, ...] = (str(FRAGMENTS / "temperature.yaml"),)
     model_file: str = "models/model.pt"
 
 
@@ -116,13 +110,6 @@ def _base_overrides(options: CompareOptions, bundle_dir: Path) -> dict[str, Any]
     return overrides
 
 
-def _defines(bundle_dir: Path, configs: list[str], config_id: str) -> bool:
-    """Whether the merged ``configs`` define the top-level id ``config_id``."""
-    from monai.bundle import ConfigParser
-
-    return config_id in ConfigParser.load_config_files([bundle_dir / "configs" / name for name in configs])
-
-
 def _bundle_value(bundle_dir: Path, config_id: str) -> Any:
     """A raw (unparsed) top-level value of the bundle's train.yaml, or None."""
     from monai.bundle import ConfigParser
@@ -142,10 +129,10 @@ def _run_overrides(spec: RunSpec, base: dict[str, Any], layout: BundleLayout, bu
     }
 
 
-def _needs_work(spec: RunSpec, temperature_scaling: bool) -> bool:
+def _needs_work(spec: RunSpec, posthoc: list[str]) -> bool:
     if not is_finished(spec.run_dir):
         return True
-    return temperature_scaling and not is_finished(spec.run_dir / TS_DIR)
+    return any(not is_finished(spec.run_dir / POSTHOC_DIRS[method]) for method in posthoc)
 
 
 def _fail(run_dir: Path, phase: str, message: str) -> str:
@@ -162,10 +149,10 @@ def _execute(
     options: CompareOptions,
     progress: Progress,
 ) -> str | None:
-    """Train, evaluate (and temperature-scale) one run; returns None on success, else what failed.
+    """Train, evaluate (and calibrate post hoc) one run; returns None on success, else what failed.
 
-    The run is finished (``done``) once evaluated; the temperature-scaled evaluation is a separate result in
-    ``<run>/temperature_scaled`` with its own ``done``/``failed`` marker, so its failure leaves the plain row.
+    The run is finished (``done``) once evaluated; each post-hoc evaluation is a separate result in
+    ``<run>/<POSTHOC_DIRS[method]>`` with its own ``done``/``failed`` marker, so its failure leaves the other rows.
     """
     run_dir = spec.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -191,63 +178,52 @@ def _execute(
         (run_dir / EVALUATED).write_text(time.strftime("%Y-%m-%d %H:%M:%S") + "\n")
     if not is_finished(run_dir):
         write_done(run_dir, {"variant": spec.variant.name, "seed": spec.seed, "overrides": overrides})
-    if options.temperature_scaling and not is_finished(run_dir / TS_DIR):
-        progress.start_phase("temperature")
-        error = _temperature_scale(spec, bundle_dir, layout, overrides, options, progress)
+    errors = []
+    for method in options.posthoc:
+        if is_finished(run_dir / POSTHOC_DIRS[method]):
+            continue
+        progress.start_phase(method)
+        error = _posthoc(spec, method, bundle_dir, layout, overrides, options, progress)
         if error:
-            (run_dir / TS_DIR / FAILED).write_text(f"temperature scaling failed: {error}\n")
-            return f"temperature scaling failed: {error}"
-    return None
+            (run_dir / POSTHOC_DIRS[method] / FAILED).write_text(f"{method} failed: {error}\n")
+            errors.append(f"{method} failed: {error}")
+    return "; ".join(errors) or None
 
 
-def _temperature_scale(
+def _posthoc(
     spec: RunSpec,
+    method: str,
     bundle_dir: Path,
     layout: BundleLayout,
     overrides: dict[str, Any],
     options: CompareOptions,
     progress: Progress,
 ) -> str | None:
-    """Fit T on the validation split, then evaluate the test split with logits / T into ``<run>/temperature_scaled``."""
-    from monai_nacl.compare.posthoc import collect_validation_logits
-    from monai_nacl.compare.temperature import fit_temperature, temperature_nll
+    """Fit ``method`` on the validation split with the bundle's calibrate config, then evaluate the test split with
+    the calibration applied, both into ``<run>/<POSTHOC_DIRS[method]>`` (see :mod:`monai_nacl.compare.posthoc`)."""
+    from monai_nacl.calibration import CALIBRATION_FILE
+    from monai_nacl.compare.posthoc import (
+        calibrate_configs,
+        calibrate_overrides,
+        posthoc_evaluate_configs,
+        posthoc_evaluate_overrides,
+    )
 
-    ts_dir = spec.run_dir / TS_DIR
-    ts_dir.mkdir(exist_ok=True)
-    (ts_dir / FAILED).unlink(missing_ok=True)
-    try:
-        with warnings.catch_warnings():  # MONAI's deprecation and tqdm notices, already in the training log
-            warnings.simplefilter("ignore")
-            logits, labels = collect_validation_logits(
-                bundle_dir,
-                list(layout.train_configs),
-                overrides,
-                spec.run_dir / layout.model_file,
-                max_voxels_per_case=options.ts_max_voxels,
-                seed=spec.seed,
-                region=options.ts_region,
-            )
-        temperature = fit_temperature(logits, labels)
-        fit = {
-            "temperature": temperature,
-            "region": options.ts_region,
-            "validation_voxels": int(labels.numel()),
-            "validation_nll_before": temperature_nll(logits, labels, 1.0),
-            "validation_nll_after": temperature_nll(logits, labels, temperature),
-        }
-    except Exception:  # noqa: BLE001  (a failed fit is reported like a failed run; it never stops the others)
-        (ts_dir / "fit.log").write_text(traceback.format_exc())
-        return f"fit raised, see {ts_dir / 'fit.log'}"
-    (ts_dir / "temperature.json").write_text(json.dumps(fit, indent=2))
-    ts_overrides = {**overrides, "output_dir": str(ts_dir.resolve()), "temperature": temperature}
-    configs = list(layout.evaluate_configs)
-    if not _defines(bundle_dir, configs, "temperature"):  # else the bundle divides by its own `temperature`
-        configs += list(layout.temperature_configs)
-    command = bundle_command(bundle_dir, configs, ts_overrides)
-    status = run_subprocess(command, ts_dir / "evaluate.log", progress.on_line)
-    if status != 0 or not (ts_dir / SUMMARY).is_file():
-        return f"evaluation with T={temperature:.3f} failed (exit status {status}), see {ts_dir / 'evaluate.log'}"
-    write_done(ts_dir, fit)
+    folder = spec.run_dir / POSTHOC_DIRS[method]
+    folder.mkdir(exist_ok=True)
+    (folder / FAILED).unlink(missing_ok=True)
+    (folder / CALIBRATION_FILE).unlink(missing_ok=True)
+    fit_overrides = calibrate_overrides(overrides, method, folder, options.ts_region, options.ts_max_voxels)
+    command = bundle_command(bundle_dir, calibrate_configs(bundle_dir, list(layout.train_configs)), fit_overrides)
+    status = run_subprocess(command, folder / "calibrate.log", progress.on_line)
+    if status != 0 or not (folder / CALIBRATION_FILE).is_file():
+        return f"fit failed (exit status {status}), see {folder / 'calibrate.log'}"
+    configs = posthoc_evaluate_configs(bundle_dir, list(layout.evaluate_configs))
+    command = bundle_command(bundle_dir, configs, posthoc_evaluate_overrides(overrides, method, folder))
+    status = run_subprocess(command, folder / "evaluate.log", progress.on_line)
+    if status != 0 or not (folder / SUMMARY).is_file():
+        return f"evaluation failed (exit status {status}), see {folder / 'evaluate.log'}"
+    write_done(folder, json.loads((folder / CALIBRATION_FILE).read_text()))
     return None
 
 
@@ -295,7 +271,7 @@ def run_compare(
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
     specs = plan_runs(variants, options.seed_values, output)
-    todo = [s for s in specs if _needs_work(s, options.temperature_scaling)]
+    todo = [s for s in specs if _needs_work(s, options.posthoc)]
     progress = Progress(len(todo), stream)
     print(
         f"compare: bundle {bundle_dir.name}, {len(variants)} variant(s) x {len(options.seed_values)} seed(s) = "
@@ -325,7 +301,7 @@ def run_compare(
             failed.append(f"{spec.label}: {error}")
         status = f"FAILED ({error})" if error else "done"
         print(f"[{progress.index}/{progress.total}] {spec.label}: {status}", file=progress.stream, flush=True)
-    report = write_report(output, specs, options.temperature_scaling, bundle_dir.name)
+    report = write_report(output, specs, options.posthoc, bundle_dir.name)
     print(report.read_text(), file=progress.stream)
     print(
         f"compare: {len(todo)} run(s) in {format_duration(time.monotonic() - start)}, {len(failed)} failed; "

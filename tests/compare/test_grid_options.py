@@ -35,7 +35,7 @@ def test_defaults_and_forwarded_overrides():
     assert opts.seed_values == [5, 6, 7]
     assert opts.overrides == {"losses#nacl#alpha": "0.2", "device": "cpu", "amp": "False"}
     assert opts.output == Path("outputs/compare")
-    assert opts.epochs is None and not opts.temperature_scaling and opts.grid == []
+    assert opts.epochs is None and opts.posthoc == [] and opts.grid == []
 
 
 def test_quick_and_explicit_epochs():
@@ -44,7 +44,7 @@ def test_quick_and_explicit_epochs():
     opts = parse_compare_args(
         ["--bundle", "b", "--temperature-scaling", "--grid", "nacl:alpha=0.1", "--grid", "ls:alpha=0.2"]
     )
-    assert opts.temperature_scaling and opts.grid == ["nacl:alpha=0.1", "ls:alpha=0.2"]
+    assert opts.posthoc == ["ts"] and opts.grid == ["nacl:alpha=0.1", "ls:alpha=0.2"]
     assert opts.losses is None and opts.seed_values == [0]
 
 
@@ -81,7 +81,7 @@ def test_grid_expansion_order_names_and_overrides():
     ]
     assert variants[-1].overrides() == {"loss_name": "nacl", "losses#nacl#alpha": "0.2", "losses#nacl#kernel_size": "5"}
     assert variants[-1].run_name == "nacl__alpha-0.2_kernel_size-5"
-    assert Variant("ce", temperature_scaled=True).name == "ce + TS"
+    assert Variant("ce", posthoc="ts").name == "ce + TS"
     assert parse_grid(" svls : sigma = 0.5 , 1 ") == ("svls", {"sigma": ["0.5", "1"]})
 
 

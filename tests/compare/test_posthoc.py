@@ -1,19 +1,39 @@
-"""Validation logits for temperature scaling, read through a bundle config (in-process, tiny network)."""
+"""The post-hoc rows of compare: options, row names, and the bundle configs that fit and apply the calibration
+(parsed in-process on a tiny bundle; the workflow runs the same configs and overrides as subprocesses)."""
 
 from __future__ import annotations
 
+import json
+import math
 import textwrap
 
 import pytest
 import torch
 
-from monai_nacl.compare.posthoc import collect_validation_logits
+from monai_nacl.calibration import CALIBRATION_FILE, fit_temperature
+from monai_nacl.compare.grid import Variant
+from monai_nacl.compare.options import parse_compare_args, parse_posthoc
+from monai_nacl.compare.posthoc import (
+    CALIBRATE_FRAGMENT,
+    POSTHOC_FRAGMENT,
+    calibrate_configs,
+    calibrate_overrides,
+    parse_bundle,
+    posthoc_evaluate_configs,
+    posthoc_evaluate_overrides,
+)
+from monai_nacl.compare.report import build_rows, run_metrics
+from monai_nacl.compare.runs import POSTHOC_DIRS, RunSpec
 
-CONFIG = """
+TRAIN = """
 imports:
+  - $import os
   - $import torch
 device: cpu
 seed: 0
+amp: false
+output_dir: /nonexistent
+ckpt_dir: $os.path.join(@output_dir, 'models')
 cases: "$[{'image': torch.randn(1, 1, 6, 5, generator=torch.Generator().manual_seed(i)),
            'label': torch.randint(0, 2, (1, 1, 6, 5), generator=torch.Generator().manual_seed(10 + i))}
           for i in range(3)]"
@@ -27,43 +47,115 @@ validate:
   dataloader: "@cases"
   inferer:
     _target_: SimpleInferer
+  postprocessing:
+    _target_: Activationsd
+    keys: pred
+    softmax: true
+  evaluator:
+    postprocessing: "@validate#postprocessing"
 """
+
+
+def _cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (
+            torch.randn(1, 1, 6, 5, generator=torch.Generator().manual_seed(i)),
+            torch.randint(0, 2, (1, 1, 6, 5), generator=torch.Generator().manual_seed(10 + i)),
+        )
+        for i in range(3)
+    ]
 
 
 @pytest.fixture()
 def bundle(tmp_path):
     (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "train.yaml").write_text(textwrap.dedent(CONFIG))
+    (tmp_path / "configs" / "train.yaml").write_text(textwrap.dedent(TRAIN))
+    (tmp_path / "models").mkdir()
     torch.manual_seed(3)
     net = torch.nn.Conv2d(1, 2, 1)
-    torch.save(net.state_dict(), tmp_path / "model.pt")
+    with torch.no_grad():
+        net.weight.mul_(8.0)  # an over-confident model, so the fitted T is clearly > 1
+    torch.save({"model": net.state_dict()}, tmp_path / "models" / "model.pt")
     return tmp_path, net
 
 
-def test_logits_are_the_trained_network_outputs(bundle):
-    folder, net = bundle
-    logits, labels = collect_validation_logits(folder, ["train.yaml"], {"seed": "0"}, folder / "model.pt")
-    expected, expected_labels = [], []
-    for i in range(3):
-        image = torch.randn(1, 1, 6, 5, generator=torch.Generator().manual_seed(i))
-        label = torch.randint(0, 2, (1, 1, 6, 5), generator=torch.Generator().manual_seed(10 + i))
-        expected.append(net(image).detach()[0].reshape(2, -1).T)
-        expected_labels.append(label.reshape(-1))
-    torch.testing.assert_close(logits, torch.cat(expected))
-    assert torch.equal(labels, torch.cat(expected_labels))
+def test_posthoc_option_alias_and_row_names():
+    assert parse_compare_args(["--bundle", "b", "--posthoc", "ts,vector,lts"]).posthoc == ["ts", "vector", "lts"]
+    assert parse_compare_args(["--bundle", "b", "--temperature-scaling", "--posthoc", "lts,ts"]).posthoc == [
+        "ts",
+        "lts",
+    ]
+    assert parse_posthoc(None) == [] and parse_posthoc(None, temperature_scaling=True) == ["ts"]
+    with pytest.raises(
+        ValueError, match=r"\['platt'\] are not post-hoc methods; choose from \['lts', 'ts', 'vector'\]"
+    ):
+        parse_posthoc("ts,platt")
+    with pytest.raises(ValueError, match="names no method"):
+        parse_posthoc(" , ")
+    names = [Variant("nacl", posthoc=m).name for m in ("ts", "vector", "lts")]
+    assert names == ["nacl + TS", "nacl + VS", "nacl + LTS"]
+    with pytest.raises(ValueError, match="posthoc must be one of"):
+        Variant("nacl", posthoc="TS")
 
-    sampled, sampled_labels = collect_validation_logits(
-        folder, ["train.yaml"], {}, folder / "model.pt", max_voxels_per_case=7, region="foreground"
+
+def test_calibrate_config_fits_the_trained_model_on_the_validation_split(bundle):
+    folder, net = bundle
+    out = folder / "runs" / POSTHOC_DIRS["ts"]
+    configs = calibrate_configs(folder, ["train.yaml"])
+    assert configs == ["train.yaml", str(CALIBRATE_FRAGMENT)]
+    overrides = calibrate_overrides({"output_dir": str(folder)}, "ts", out, "all", 200_000)
+    record = parse_bundle(folder, configs, overrides).get_parsed_content("calibrate")
+    assert record == json.loads((out / CALIBRATION_FILE).read_text())
+    with torch.no_grad():
+        logits = torch.cat([net(image)[0].reshape(2, -1).T for image, _ in _cases()])
+    labels = torch.cat([label.reshape(-1) for _, label in _cases()])
+    expected = fit_temperature(logits, labels)
+    assert expected > 1.5 and math.isclose(record["parameters"]["temperature"], expected, rel_tol=1e-6)
+    assert (record["fit"]["voxels"], record["fit"]["cases"], record["fit"]["region"]) == (90, 3, "all")
+
+    (folder / "configs" / "calibrate.yaml").write_text("calibrate: 1\n")
+    assert calibrate_configs(folder, ["train.yaml"]) == ["train.yaml", "calibrate.yaml"]  # the bundle's own
+
+
+def test_posthoc_evaluation_applies_the_saved_calibration_before_the_softmax(bundle):
+    folder, _ = bundle
+    out = folder / "runs" / POSTHOC_DIRS["vector"]
+    fit = calibrate_overrides({"output_dir": str(folder)}, "vector", out, "all", 200_000)
+    parse_bundle(folder, calibrate_configs(folder, ["train.yaml"]), fit).get_parsed_content("calibrate")
+    temperatures = torch.tensor(json.loads((out / CALIBRATION_FILE).read_text())["parameters"]["temperatures"])
+    configs = posthoc_evaluate_configs(folder, ["train.yaml"])
+    assert configs == ["train.yaml", str(POSTHOC_FRAGMENT)]
+    overrides = posthoc_evaluate_overrides({"output_dir": str(folder)}, "vector", out)
+    assert overrides["output_dir"] == overrides["calibration_dir"] == str(out.resolve())
+    postprocessing = parse_bundle(folder, configs, overrides).get_parsed_content("validate#evaluator#postprocessing")
+    logits = torch.randn(2, 6, 5) * 4
+    result = postprocessing({"pred": logits, "image": torch.zeros(1, 6, 5)})
+    torch.testing.assert_close(result["pred"], torch.softmax(logits / temperatures.view(2, 1, 1), dim=0))
+
+    wrong = posthoc_evaluate_overrides({"output_dir": str(folder)}, "lts", out)
+    postprocessing = parse_bundle(folder, configs, wrong).get_parsed_content("validate#evaluator#postprocessing")
+    with pytest.raises(RuntimeError, match="applying transform") as error:  # Compose wraps the transform's error
+        postprocessing({"pred": logits})
+    assert "'lts' was requested but" in str(error.value.__cause__) and "holds method 'vector'" in str(
+        error.value.__cause__
     )
-    assert sampled.shape == (21, 2) and bool((sampled_labels == 1).all())  # 7 foreground voxels per case
-    rows = {tuple(r) for r in torch.cat(expected)[torch.cat(expected_labels) == 1].tolist()}
-    assert all(tuple(r) in rows for r in sampled.tolist())
+
+    (folder / "configs" / "evaluate.yaml").write_text("calibration_dir: '@ckpt_dir'\n")
+    assert posthoc_evaluate_configs(folder, ["train.yaml", "evaluate.yaml"]) == ["train.yaml", "evaluate.yaml"]
 
 
-def test_checkpoint_saver_layout_and_bad_region(bundle):
-    folder, net = bundle
-    torch.save({"model": net.state_dict(), "optimizer": {}}, folder / "full.pt")
-    logits, _ = collect_validation_logits(folder, ["train.yaml"], {}, folder / "full.pt")
-    assert logits.shape == (90, 2)
-    with pytest.raises(ValueError, match="region must be 'all' or 'foreground'"):
-        collect_validation_logits(folder, ["train.yaml"], {}, folder / "full.pt", region="band")
+def test_report_rows_per_method(tmp_path):
+    run_dir = tmp_path / "runs" / "ce" / "seed0"
+    summary = {"mean": {"mean_dsc": 0.9, "ece": 0.05}, "pooled": {}}
+    for sub in ("", *POSTHOC_DIRS.values()):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        (run_dir / sub / "summary.json").write_text(json.dumps(summary))
+        (run_dir / sub / "done").write_text("{}")
+    (run_dir / POSTHOC_DIRS["ts"] / CALIBRATION_FILE).write_text(
+        json.dumps({"method": "ts", "parameters": {"temperature": 1.25}})
+    )
+    rows, folders = build_rows([RunSpec(Variant("ce"), 0, run_dir)], ["ts", "lts"])
+    assert [row.name for row in rows] == ["ce", "ce + TS", "ce + LTS"]
+    assert folders["ce + LTS"] == [run_dir / POSTHOC_DIRS["lts"]]
+    assert run_metrics(run_dir / POSTHOC_DIRS["ts"])["temperature"] == 1.25
+    assert "temperature" not in run_metrics(run_dir / POSTHOC_DIRS["lts"])
