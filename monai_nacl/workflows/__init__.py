@@ -14,6 +14,7 @@ from monai_nacl.workflows.atomic_io import (
 from monai_nacl.workflows.bundle_setup import (
     as_flag,
     inference_inputs,
+    is_rank_zero,
     locate_bundle,
     require_valid_datalist,
     select_loss,
@@ -32,6 +33,7 @@ from monai_nacl.workflows.resume import (
 )
 from monai_nacl.workflows.skipped_cases import SkippedCase, SkippedCases
 from monai_nacl.workflows.uncertainty import UncertaintyMapsd, uncertainty_maps
+from monai_nacl.workflows.validation import ValidationScheduleHandler
 
 __all__ = [
     "LAST_CHECKPOINT",
@@ -43,12 +45,14 @@ __all__ = [
     "SkippedCase",
     "SkippedCases",
     "UncertaintyMapsd",
+    "ValidationScheduleHandler",
     "as_flag",
     "atomic_write",
     "atomic_write_text",
     "case_name",
     "flatten_case_metrics",
     "inference_inputs",
+    "is_rank_zero",
     "last_checkpoint",
     "locate_bundle",
     "require_valid_datalist",

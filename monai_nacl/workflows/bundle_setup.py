@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from monai.config import PathLike
 
-__all__ = ["as_flag", "inference_inputs", "locate_bundle", "require_valid_datalist", "select_loss"]
+__all__ = ["as_flag", "inference_inputs", "is_rank_zero", "locate_bundle", "require_valid_datalist", "select_loss"]
 
 _FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
@@ -42,6 +42,14 @@ def as_flag(value: bool | int | str, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
         return _FLAG_WORDS[value.strip().lower()]
     raise ValueError(f"--{name} {value!r} is not a yes/no value; pass --{name} true or --{name} false.")
+
+
+def is_rank_zero() -> bool:
+    """Whether this process writes the run's files: rank 0 of an initialised ``torch.distributed`` group, or the only
+    process. The bundles disable their writing handlers with ``_disabled_: "$not @rank_zero"``."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
+        torch.distributed.get_rank() == 0
+    )
 
 
 def _bundle_name(folder: Path) -> str | None:
