@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(result, indent=2))
     print(
         f"ours/torchmetrics time: idle {ratios['idle']:.2f}, contended {ratios['contended']:.2f} (goal <= 1.0); "
-        f"MONAI/ours {t_monai / t_ours:.2f}x; |error| vs float64: ours ECE {abs(ece - ref_ece):.2e}, CECE {abs(cece - ref_cece):.2e}, "
+        f"MONAI/ours {t_monai / t_ours:.2f}x; |error| vs float64: ours ECE {abs(ece - ref_ece):.2e}, "
+        f"CECE {abs(cece - ref_cece):.2e}, "
         f"torchmetrics ECE {abs(tm_ece - ref_ece):.2e}; wrote {args.output}",
         flush=True,
     )

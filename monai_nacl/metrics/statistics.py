@@ -17,10 +17,12 @@ resolution, and the fine histogram feeds the adaptive (equal-mass) ECE. Indices 
 where ``p * num_bins * sub_bins`` is exact for float32 inputs, so bin membership is exact.
 
 Accumulation is float64 throughout (counts are integers), in chunks of voxels so that the temporary memory is
-bounded (about 12 bytes per voxel and histogram row, a few tens of MiB). For integer labels each chunk runs a
-dozen large kernels and two ``bincount`` calls over combined codes of every histogram row (see
-:func:`_hard_chunk_statistics`): few kernels because every parallel kernel waits for its slowest thread, which on
-a loaded machine (data loaders beside a validation step) is a descheduled one.
+bounded (20 bytes per voxel and histogram row of a chunk, about 10 MiB per worker thread). For integer labels each
+chunk runs a dozen kernels and two ``bincount`` calls over combined codes of every histogram row (see
+:func:`_hard_chunk_statistics`). The chunks are shared among ``torch.get_num_threads()`` worker threads, each
+running its kernels on one intra-op thread (see :func:`_map_chunks`): a parallel kernel waits for its slowest
+thread, which on a loaded machine (data loaders beside a validation step) is a descheduled one; independent
+workers do not wait for each other.
 
 :func:`marginal_statistics` bins instead as MONAI's ``monai.metrics.CalibrationErrorMetric`` does (per image and
 class, one class against the rest), so that the marginal calibration errors equal MONAI's.
@@ -77,9 +79,9 @@ NLL_EPS = 1e-12
 """Probabilities are clamped to at least this value inside the log of the NLL, so a float32 softmax that
 underflowed to 0 gives a large finite loss (-log 1e-12 = 27.6) instead of inf."""
 
-_CHUNK_ELEMENTS = 1 << 20
+_CHUNK_ELEMENTS = 1 << 19
 """Histogram-row elements per chunk: a chunk holds ``_CHUNK_ELEMENTS // (C + 1)`` voxels (C classes and the top
-label), so the buffers of a worker thread (float64 values and scratch, int32 codes) stay near 20 MiB whatever C."""
+label), so the buffers of a worker thread (float64 values and scratch, int32 codes) stay near 10 MiB whatever C."""
 
 
 @dataclass
