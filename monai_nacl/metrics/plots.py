@@ -335,7 +335,8 @@ def dataset_reliability_figure(
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
         ax.set_title(names[c], fontsize=10)
-        if c // columns == rows - 1:
+        if c + columns >= num_classes:  # no panel below: this one carries the x axis
+            ax.tick_params(labelbottom=True)
             ax.set_xlabel("confidence p (bin)")
         if c % columns == 0:
             ax.set_ylabel("per-image frequency of the class")
