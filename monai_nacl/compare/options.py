@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from monai_nacl.compare.overrides import split_overrides
 
 __all__ = [
+    "PROTOCOLS",
     "QUICK_EPOCHS",
     "RESERVED_IDS",
     "CompareOptions",
     "add_compare_arguments",
+    "check_bundle_overrides",
+    "check_reference",
+    "compare_option_names",
     "parse_compare_args",
     "parse_posthoc",
 ]
@@ -22,6 +28,11 @@ QUICK_EPOCHS = 2
 
 RESERVED_IDS = ("loss_name", "seed", "output_dir", "ckpt_dir", "bundle_root")
 """Bundle ids the workflow sets for each run; forwarding them would break the comparison."""
+
+PROTOCOLS: dict[str, tuple[str, ...]] = {"default": (), "paper": ("protocol_paper.yaml",)}
+"""``--protocol``: config files (under the bundle's ``configs/``) merged right after ``train.yaml`` for training
+and evaluation. ``paper`` is the NACL authors' regime (no augmentation, Adam 1e-3, StepLR x0.1 at half the
+schedule, 100 epochs, their network shape)."""
 
 
 @dataclass
@@ -42,6 +53,15 @@ class CompareOptions:
     overrides: dict[str, str] = field(default_factory=dict)
     ts_max_voxels: int = 200_000
     ts_region: str = "all"
+    reference: str = "ce"
+    protocol: str = "default"
+
+    @property
+    def protocol_configs(self) -> tuple[str, ...]:
+        """Config files of ``protocol``, merged after the bundle's ``train.yaml`` (see :data:`PROTOCOLS`)."""
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}.")
+        return PROTOCOLS[self.protocol]
 
     @property
     def seed_values(self) -> list[int]:
@@ -110,6 +130,82 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="sweep one loss's parameters, e.g. 'nacl:alpha=0.05,0.1,0.2;kernel_size=3,5' (repeatable)",
     )
+    parser.add_argument(
+        "--reference",
+        default="ce",
+        help="row every other row is compared with, case by case (default ce; must be one of the rows run)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=tuple(PROTOCOLS),
+        default="default",
+        help="training regime: the bundle's defaults, or 'paper' (configs/protocol_paper.yaml merged after train.yaml)",
+    )
+
+
+def compare_option_names() -> list[str]:
+    """Names of ``compare``'s own options, without the leading ``--`` (``max_epochs``, ``temperature-scaling``...)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    add_compare_arguments(parser)
+    return [option[2:] for action in parser._actions for option in action.option_strings]
+
+
+def _suggest(name: str, candidates: Collection[str]) -> str:
+    """``" (did you mean --max_epochs?)"`` for the closest candidates to ``name`` (difflib), or ``""``."""
+    head, sep, rest = name.partition("#")
+    matches = difflib.get_close_matches(head, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(f"--{m}{sep}{rest}" for m in matches) + "?)"
+
+
+def _check_forwarded_tokens(tokens: Sequence[str]) -> None:
+    """Refuse a leftover ``--name`` without a value: it is neither a compare option nor a bundle override."""
+    for i, token in enumerate(tokens):
+        if token.startswith("--") and "=" not in token and (i + 1 == len(tokens) or tokens[i + 1].startswith("--")):
+            raise ValueError(
+                f"unknown option {token!r}{_suggest(token[2:], compare_option_names())}: it is not a compare option, "
+                f"and as a bundle override it needs a value ('{token} VALUE'). See 'python -m monai_nacl compare --help'."
+            )
+
+
+def check_bundle_overrides(overrides: Mapping[str, str], bundle_ids: Collection[str], bundle_name: str) -> None:
+    """Refuse forwarded ``--id value`` pairs that name no id of the bundle, with the closest valid names.
+
+    An override ``--a#b#c`` is accepted when its first part ``a`` is a top-level id of the bundle's configs (the
+    deeper parts may add a new key, e.g. a loss argument the bundle leaves at its default).
+
+    Args:
+        overrides: the forwarded ``{id: value}``.
+        bundle_ids: the top-level ids of the configs the runs merge.
+        bundle_name: shown in the message.
+
+    Raises:
+        ValueError: naming each unknown option and the closest compare options or bundle ids.
+    """
+    unknown = [key for key in overrides if key.partition("#")[0] not in bundle_ids]
+    if unknown:
+        candidates = [*compare_option_names(), *bundle_ids]
+        problems = "; ".join(f"--{key}{_suggest(key, candidates)}" for key in unknown)
+        raise ValueError(
+            f"unknown option(s): {problems}. They are not compare options (see --help), and their first part is "
+            f"not an id of bundle {bundle_name}'s configs, so they would be ignored; nothing was run."
+        )
+
+
+def check_reference(reference: str, row_names: Sequence[str]) -> None:
+    """Refuse a ``--reference`` that is not one of the rows run (the losses and grid points).
+
+    Raises:
+        ValueError: naming the rows and the closest one.
+    """
+    if reference not in row_names:
+        close = difflib.get_close_matches(reference, list(row_names), n=1, cutoff=0.6)
+        hint = f"did you mean --reference {close[0]}? " if close else ""
+        raise ValueError(
+            f"--reference {reference!r} is not one of the rows run {list(row_names)}; {hint}"
+            "pass --reference with one of them, or add it to --losses."
+        )
 
 
 def parse_posthoc(text: str | None, temperature_scaling: bool = False) -> list[str]:
@@ -133,12 +229,17 @@ def parse_compare_args(argv: list[str]) -> CompareOptions:
     """Parse ``compare`` arguments; unknown ``--id value`` pairs are forwarded to the bundle as overrides.
 
     Raises:
-        ValueError: for a forwarded override that is not ``--id value``, or one of :data:`RESERVED_IDS`.
+        ValueError: for a leftover option without a value (with the closest compare options), a forwarded
+            override that is not ``--id value`` or one of :data:`RESERVED_IDS`, or a ``--reference`` missing
+            from ``--losses``.
     """
     parser = argparse.ArgumentParser(
         prog="python -m monai_nacl compare",
         description="Train and evaluate a bundle once per loss and seed; write report.md, summary.csv and diagrams.",
-        epilog="Any other '--id value' (e.g. --losses#nacl#alpha 0.2, --device cpu) is forwarded to the bundle.",
+        epilog=(
+            "Any other '--id value' (e.g. --losses#nacl#alpha 0.2, --device cpu) is forwarded to the bundle when "
+            "the bundle's configs define the id (for 'a#b', the id 'a'); anything else is refused before any run."
+        ),
         allow_abbrev=False,
     )
     add_compare_arguments(parser)
@@ -147,7 +248,12 @@ def parse_compare_args(argv: list[str]) -> CompareOptions:
 
 
 def options_from_namespace(known: argparse.Namespace, unknown: list[str]) -> CompareOptions:
-    """Build :class:`CompareOptions` from parsed arguments and the leftover (forwarded) tokens."""
+    """Build :class:`CompareOptions` from parsed arguments and the leftover (forwarded) tokens.
+
+    The forwarded ids are checked against the bundle later (:func:`check_bundle_overrides`, before any run), when
+    the bundle's configs are known.
+    """
+    _check_forwarded_tokens(unknown)
     overrides = split_overrides(unknown)
     reserved = sorted(set(overrides) & set(RESERVED_IDS))
     if reserved:
@@ -157,6 +263,8 @@ def options_from_namespace(known: argparse.Namespace, unknown: list[str]) -> Com
     losses = [name.strip() for name in known.losses.split(",") if name.strip()] if known.losses else None
     if known.losses is not None and not losses:
         raise ValueError(f"--losses {known.losses!r} names no loss; give e.g. --losses ce,dice_ce,nacl.")
+    if losses is not None and not known.grid:
+        check_reference(known.reference, losses)
     return CompareOptions(
         bundle=known.bundle,
         output=known.output,
@@ -172,4 +280,6 @@ def options_from_namespace(known: argparse.Namespace, unknown: list[str]) -> Com
         overrides=overrides,
         ts_max_voxels=known.ts_max_voxels,
         ts_region=known.ts_region,
+        reference=known.reference,
+        protocol=known.protocol,
     )

@@ -8,6 +8,7 @@ so a failed run is reported and the others go on; finished runs are skipped when
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from monai_nacl.compare.grid import Variant, expand_grid
-from monai_nacl.compare.options import CompareOptions
+from monai_nacl.compare.options import CompareOptions, check_bundle_overrides, check_reference
 from monai_nacl.compare.progress import Progress, format_duration
 from monai_nacl.compare.runs import (
     POSTHOC_DIRS,
@@ -54,6 +55,19 @@ class BundleLayout:
     train_configs: tuple[str, ...] = ("train.yaml",)
     evaluate_configs: tuple[str, ...] = ("train.yaml", "evaluate.yaml", str(FRAGMENTS / "all_voxels.yaml"))
     model_file: str = "models/model.pt"
+
+    def with_protocol(self, configs: tuple[str, ...]) -> BundleLayout:
+        """This layout with ``configs`` merged right after ``train.yaml`` (after the first config if absent)."""
+
+        def insert(files: tuple[str, ...]) -> tuple[str, ...]:
+            at = files.index("train.yaml") + 1 if "train.yaml" in files else 1
+            return files[:at] + configs + files[at:]
+
+        if not configs:
+            return self
+        return dataclasses.replace(
+            self, train_configs=insert(self.train_configs), evaluate_configs=insert(self.evaluate_configs)
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,13 @@ def _base_overrides(options: CompareOptions, bundle_dir: Path) -> dict[str, Any]
             overrides["val_interval"] = options.epochs
     overrides.update(options.overrides)
     return overrides
+
+
+def _config_ids(bundle_dir: Path, configs: list[str]) -> set[str]:
+    """Top-level ids of the merged ``configs`` (names under the bundle's ``configs/``, or absolute paths)."""
+    from monai.bundle import ConfigParser
+
+    return set(ConfigParser.load_config_files([bundle_dir / "configs" / name for name in configs]))
 
 
 def _bundle_value(bundle_dir: Path, config_id: str) -> Any:
@@ -230,23 +251,30 @@ def _posthoc(
 def _write_context(
     output: Path, bundle_dir: Path, layout: BundleLayout, base: dict[str, Any], options: CompareOptions
 ) -> None:
-    """Record in ``compare.json`` what the report needs: the resolved datalist and data folder, bins, schedule.
+    """Record in ``compare.json`` what the report needs: the resolved datalist and data folder, bins, schedule,
+    and what reproduces it (protocol and merged configs, classes, reference, datalist sha256, versions, command).
 
     The bundle's own expressions resolve the defaults (e.g. the embedded dataset, built if absent).
     """
     from monai_nacl.compare.posthoc import parse_bundle
+    from monai_nacl.compare.report import reproducibility_record
 
     parser = parse_bundle(bundle_dir, list(layout.train_configs), {"bundle_root": str(bundle_dir), **base})
     context: dict[str, Any] = {
         "bundle": str(bundle_dir),
+        "protocol": options.protocol,
+        "train_configs": list(layout.train_configs),
+        "evaluate_configs": list(layout.evaluate_configs),
+        "reference": options.reference,
         "overrides": base,
         "seeds": options.seed_values,
         "ts_region": options.ts_region,
     }
-    for config_id in ("dataset_dir", "datalist", "num_bins", "max_epochs"):
+    for config_id in ("dataset_dir", "datalist", "num_bins", "max_epochs", "num_classes"):
         if config_id in parser:
             value = parser.get_parsed_content(config_id)
             context[config_id] = value if isinstance(value, (int, float)) else str(value)
+    context.update(reproducibility_record(context.get("datalist")))
     (output / "compare.json").write_text(json.dumps(context, indent=2))
 
 
@@ -265,9 +293,15 @@ def run_compare(
     """
     from monai_nacl.compare.report import write_report
 
-    layout = layout or BundleLayout()
+    layout = (layout or BundleLayout()).with_protocol(options.protocol_configs)
     bundle_dir = resolve_bundle(options.bundle)
+    missing = [name for name in options.protocol_configs if not (bundle_dir / "configs" / name).is_file()]
+    if missing:
+        raise ValueError(f"--protocol {options.protocol}: bundle {bundle_dir.name} has no configs/{missing[0]}.")
     variants = variants_for(options, bundle_dir)
+    check_reference(options.reference, [v.name for v in variants])
+    config_files = dict.fromkeys(layout.train_configs + layout.evaluate_configs)
+    check_bundle_overrides(options.overrides, _config_ids(bundle_dir, list(config_files)), bundle_dir.name)
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
     specs = plan_runs(variants, options.seed_values, output)
@@ -301,7 +335,7 @@ def run_compare(
             failed.append(f"{spec.label}: {error}")
         status = f"FAILED ({error})" if error else "done"
         print(f"[{progress.index}/{progress.total}] {spec.label}: {status}", file=progress.stream, flush=True)
-    report = write_report(output, specs, options.posthoc, bundle_dir.name)
+    report = write_report(output, specs, options.posthoc, bundle_dir.name, options.reference)
     print(report.read_text(), file=progress.stream)
     print(
         f"compare: {len(todo)} run(s) in {format_duration(time.monotonic() - start)}, {len(failed)} failed; "

@@ -8,8 +8,9 @@ import pytest
 
 from monai_nacl.__main__ import main
 from monai_nacl.compare.grid import Variant, expand_grid, parse_grid
-from monai_nacl.compare.options import QUICK_EPOCHS, parse_compare_args
+from monai_nacl.compare.options import QUICK_EPOCHS, check_bundle_overrides, parse_compare_args
 from monai_nacl.compare.overrides import parse_overrides, split_overrides
+from monai_nacl.compare.workflow import BundleLayout, run_compare
 
 
 def test_defaults_and_forwarded_overrides():
@@ -53,7 +54,7 @@ def test_quick_and_explicit_epochs():
     [
         (["--bundle", "b", "--seed", "3"], "set by compare"),
         (["--bundle", "b", "--output_dir", "x"], "set by compare"),
-        (["--bundle", "b", "--losses#nacl#alpha"], "has no value"),
+        (["--bundle", "b", "--losses#nacl#alpha"], "needs a value"),
         (["--bundle", "b", "stray"], "expected '--name value'"),
         (["--bundle", "b", "--losses", " , "], "names no loss"),
     ],
@@ -96,3 +97,72 @@ def test_cli_usage_errors(capsys, tmp_path):
     assert main(["train"]) == 2 and "unknown command 'train'" in capsys.readouterr().err
     assert main(["compare", "--bundle", str(tmp_path / "nowhere")]) == 2
     assert "no configs/train.yaml" in capsys.readouterr().err
+
+
+def test_reference_and_protocol():
+    opts = parse_compare_args(["--bundle", "b"])
+    assert opts.reference == "ce" and opts.protocol == "default" and opts.protocol_configs == ()
+    opts = parse_compare_args(["--bundle", "b", "--losses", "ce,nacl", "--reference", "nacl", "--protocol", "paper"])
+    assert opts.reference == "nacl" and opts.protocol_configs == ("protocol_paper.yaml",)
+    with pytest.raises(SystemExit):  # argparse: invalid choice
+        parse_compare_args(["--bundle", "b", "--protocol", "fast"])
+    with pytest.raises(ValueError, match=r"--reference 'ce' is not one of the rows run \['dice_ce', 'nacl'\]"):
+        parse_compare_args(["--bundle", "b", "--losses", "dice_ce,nacl"])
+    with pytest.raises(ValueError, match="did you mean --reference nacl"):
+        parse_compare_args(["--bundle", "b", "--losses", "ce,nacl", "--reference", "nalc"])
+
+
+def test_protocol_configs_merge_after_train_yaml():
+    layout = BundleLayout().with_protocol(("protocol_paper.yaml",))
+    assert layout.train_configs == ("train.yaml", "protocol_paper.yaml")
+    assert layout.evaluate_configs[:3] == ("train.yaml", "protocol_paper.yaml", "evaluate.yaml")
+    assert BundleLayout().with_protocol(()) == BundleLayout()
+
+
+@pytest.mark.parametrize(
+    "argv, suggestion",
+    [
+        (["--bundle", "b", "--quik"], "unknown option '--quik' (did you mean --quick?)"),
+        (["--temperature_scalng", "--bundle", "b"], "(did you mean --temperature_scaling"),
+    ],
+)
+def test_misspelled_flag_is_refused_with_suggestion(argv, suggestion):
+    with pytest.raises(ValueError) as error:
+        parse_compare_args(argv)
+    assert suggestion in str(error.value)
+
+
+def test_bundle_overrides_checked_against_bundle_ids():
+    ids = {"max_epochs", "device", "losses", "num_classes", "val_interval"}
+    check_bundle_overrides({"device": "cpu", "losses#nacl#new_argument": "1", "num_classes": "4"}, ids, "b")
+    for overrides, suggestion in [
+        ({"epochs": "1"}, "--epochs (did you mean --max_epochs?)"),
+        ({"devise": "cpu"}, "--devise (did you mean --device?)"),
+        ({"loss#nacl#alpha": "0.2"}, "--loss#nacl#alpha (did you mean --losses#nacl#alpha?)"),
+        ({"totally_unrelated": "1"}, "--totally_unrelated. They are not compare options"),
+    ]:
+        with pytest.raises(ValueError) as error:
+            check_bundle_overrides(overrides, ids, "b")
+        assert suggestion in str(error.value) and "nothing was run" in str(error.value)
+
+
+def test_compare_refuses_before_training(tmp_path):
+    # the shipped bundle: a misspelled option and a misspelled id fail at once, nothing is written
+    output = tmp_path / "out"
+    for typo, suggestion in [("--epochs", "did you mean --max_epochs"), ("--devise", "did you mean --device")]:
+        options = parse_compare_args(["--bundle", "unet2d_nacl", "--output", str(output), typo, "1"])
+        with pytest.raises(ValueError, match=suggestion):
+            run_compare(options)
+    options = parse_compare_args(
+        ["--bundle", "unet2d_nacl", "--output", str(output), "--losses", "nacl", "--grid", "nacl:alpha=0.2"]
+    )
+    with pytest.raises(
+        ValueError, match=r"--reference 'ce' is not one of the rows run \['nacl', 'nacl\(alpha=0.2\)'\]"
+    ):
+        run_compare(options)
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "configs" / "train.yaml").write_text("losses: {ce: {}}\nmax_epochs: 2\n")
+    with pytest.raises(ValueError, match="bundle bundle has no configs/protocol_paper.yaml"):
+        run_compare(parse_compare_args(["--bundle", str(bundle), "--output", str(output), "--protocol", "paper"]))
+    assert not output.exists()

@@ -121,14 +121,14 @@ def test_failed_run_reported_others_continue_then_resume(fake_bundle: Path, tmp_
     assert overrides["seed"] == 0 and overrides["loss_name"] == "ce" and overrides["num_classes"] == "2"
 
     # hand-computed: ce dsc 0.80, 0.81 -> 80.50 ± 0.71; ece 0.020, 0.022 -> 2.10 ± 0.14; hd95 2.0 (inf left out)
-    #                dice_ce dsc 0.90, 0.91 -> 90.50 ± 0.71 (best); ece 0.010, 0.012 -> 1.10 ± 0.14 (best)
+    #                dice_ce dsc 0.90, 0.91 -> 90.50 ± 0.71; ece 0.010, 0.012 -> 1.10 ± 0.14 (no "best" in bold)
     text = report.read_text()
     lines = text.splitlines()
     ce = next(line for line in lines if line.startswith("| ce |")).split(" | ")
     dice_ce = next(line for line in lines if line.startswith("| dice_ce |")).split(" | ")
     broken = next(line for line in lines if line.startswith("| broken |"))
-    assert ce[1:4] == ["80.50 ± 0.71", "**2.00 ± 0.00**", "2.10 ± 0.14"]
-    assert dice_ce[1:4] == ["**90.50 ± 0.71**", "**2.00 ± 0.00**", "**1.10 ± 0.14**"]
+    assert ce[1:4] == ["80.50 ± 0.71", "2.00 ± 0.00", "2.10 ± 0.14"]
+    assert dice_ce[1:4] == ["90.50 ± 0.71", "2.00 ± 0.00", "1.10 ± 0.14"]
     assert ce[5] == "n/a" and broken.split(" | ")[1] == "70.00" and broken.endswith("1/2 (failed) |")
     assert "broken, seed 0: train failed" in text and "ce (1 pair(s))" in text  # the infinite HD95 is counted
     with open(output / "summary.csv") as f:
