@@ -6,14 +6,24 @@ over volumes) and ``all_voxels/summary.json`` (the same metrics over every voxel
 write each case's calibration histograms (``calibration_histograms.json``), from which the reliability
 pictures are drawn (:mod:`monai_nacl.compare.plots`): per row its cases and seeds pooled, per class, the
 dataset reliability histogram, and an overlay of all rows.
+
+Every row is compared with a reference row (``--reference``, default ``ce``) case by case: the paired
+difference of each metric of :data:`PAIRED_COLUMNS` with its bootstrap interval and Wilcoxon p-value
+(:mod:`monai_nacl.compare.paired`), in ``report.md``, ``summary.csv`` and ``per_case.csv``. A post-hoc row
+(``<loss> + <method>``) whose foreground ECE is worse than its ``<loss>`` row's is flagged. The report ends
+with what is needed to reproduce it (bundle, protocol, datalist and its sha256, overrides, seeds, versions).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import platform
 import re
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +31,13 @@ from typing import Any
 import numpy as np
 
 from monai_nacl.compare.grid import Variant
+from monai_nacl.compare.paired import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    PairedComparison,
+    paired_comparison,
+)
 from monai_nacl.compare.plots import OVERLAY, plot_comparison
 from monai_nacl.compare.runs import (
     ALL_VOXELS_DIR,
@@ -29,14 +46,28 @@ from monai_nacl.compare.runs import (
     RunSpec,
     is_finished,
 )
-from monai_nacl.compare.table import Column, Row, markdown_table, write_csv
+from monai_nacl.compare.table import (
+    Column,
+    Row,
+    format_difference,
+    markdown_table,
+    mean_std,
+    paired_markdown_table,
+    write_csv,
+    write_per_case_csv,
+)
 from monai_nacl.metrics import CalibrationStatistics, concatenate_statistics, statistics_from_dict
 from monai_nacl.workflows.report import HISTOGRAMS_FILENAME as HISTOGRAMS
 
 __all__ = [
     "CSV_COLUMNS",
+    "PAIRED_COLUMNS",
     "TABLE_COLUMNS",
     "build_rows",
+    "case_metrics",
+    "paired_comparisons",
+    "posthoc_ece_worse",
+    "reproducibility_record",
     "run_histograms",
     "run_metrics",
     "write_report",
@@ -68,6 +99,15 @@ CSV_COLUMNS = TABLE_COLUMNS + [
     Column("T", "temperature"),
 ]
 """Columns of summary.csv (unscaled): the table's, plus MCE, pooled-over-voxels figures, empty-HD95 counts and T."""
+
+PAIRED_KEYS = ("dsc", "ece", "cece", "ace", "adaece", "nll", "brier")
+"""Metrics compared case by case with the reference row, where the runs' ``metrics.csv`` has them."""
+PER_CASE_SOURCE = {"dsc": "mean_dsc"}
+"""Column of ``metrics.csv`` holding a paired metric, where its name differs from the key."""
+PAIRED_COLUMNS = [
+    next((c for c in CSV_COLUMNS if c.key == key), Column(key.upper(), key, scale=100.0)) for key in PAIRED_KEYS
+]
+"""Columns of the paired table (titles, scale and direction as in the main table)."""
 
 
 POSTHOC_NOTES = {
@@ -140,6 +180,17 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
     return result
 
 
+def case_metrics(eval_dir: Path, seed: int) -> dict[tuple[str, int], dict[str, float]]:
+    """``{(case, seed): {key: value}}`` of the :data:`PAIRED_KEYS` found in a run's ``metrics.csv`` ({} if absent)."""
+    if not (eval_dir / "metrics.csv").is_file():
+        return {}
+    result = {}
+    for line in _read_csv(eval_dir / "metrics.csv"):
+        sources = {key: PER_CASE_SOURCE.get(key, key) for key in PAIRED_KEYS}
+        result[(line["case"], seed)] = {key: _number(line[name]) for key, name in sources.items() if name in line}
+    return result
+
+
 def _failure(spec: RunSpec, eval_dir: Path) -> str:
     for folder in (eval_dir, spec.run_dir):
         failed = folder / "failed"
@@ -149,7 +200,10 @@ def _failure(spec: RunSpec, eval_dir: Path) -> str:
 
 
 def build_rows(specs: list[RunSpec], posthoc: Sequence[str] = ()) -> tuple[list[Row], dict[str, list[Path]]]:
-    """Rows of the table (each variant, then its ``+ TS`` row) and, per row, the finished evaluation folders."""
+    """Rows of the table (each variant, then its ``+ TS`` row) and, per row, the finished evaluation folders.
+
+    Each row carries the per-case values of its finished seeds (``Row.cases``, see :func:`case_metrics`).
+    """
     variants = list(dict.fromkeys(spec.variant for spec in specs))
     rows: list[Row] = []
     folders: dict[str, list[Path]] = {}
@@ -169,6 +223,7 @@ def build_rows(specs: list[RunSpec], posthoc: Sequence[str] = ()) -> tuple[list[
                     continue
                 for key, value in run_metrics(eval_dir).items():
                     row.values.setdefault(key, []).append(value)
+                row.cases.update(case_metrics(eval_dir, spec.seed))
                 folders[row.name].append(eval_dir)
             rows.append(row)
     return rows, folders
@@ -208,12 +263,184 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")
 
 
-def write_report(output: Path, specs: list[RunSpec], posthoc: Sequence[str], bundle_name: str) -> Path:
-    """Write ``report.md``, ``summary.csv`` and the pictures of :func:`~monai_nacl.compare.plots.plot_comparison`;
-    return report.md."""
+def paired_comparisons(
+    rows: list[Row], reference: str, columns: list[Column] | None = None
+) -> dict[str, dict[str, PairedComparison]]:
+    """``{row name: {key: PairedComparison}}`` of every row but the reference, on each paired column.
+
+    Args:
+        rows: rows with their per-case values (:func:`build_rows`).
+        reference: name of the reference row; ``{}`` when no row has that name.
+        columns: the paired metrics (default :data:`PAIRED_COLUMNS`).
+    """
+    base = next((row for row in rows if row.name == reference), None)
+    if base is None:
+        return {}
+    columns = PAIRED_COLUMNS if columns is None else columns
+    return {
+        row.name: {
+            c.key: paired_comparison(row.case_values(c.key), base.case_values(c.key), c.higher_is_better)
+            for c in columns
+        }
+        for row in rows
+        if row.name != reference
+    }
+
+
+def _posthoc_base(name: str, names: set[str]) -> str | None:
+    """``ce`` for a post-hoc row ``ce + TS`` (any ``<row> + <method>`` whose ``<row>`` is a row), else None."""
+    base, sep, method = name.rpartition(" + ")
+    return base if sep and method and base in names else None
+
+
+def posthoc_ece_worse(rows: list[Row]) -> dict[str, bool]:
+    """For each post-hoc row ``<loss> + <method>``: whether its mean ECE is above its ``<loss>`` row's.
+
+    Rows whose ECE or whose base's ECE is unknown are left out.
+    """
+    means = {row.name: mean_std(row.values.get("ece", []))[0] for row in rows}
+    flags = {}
+    for row in rows:
+        base = _posthoc_base(row.name, set(means))
+        if base is not None and math.isfinite(means[row.name]) and math.isfinite(means[base]):
+            flags[row.name] = means[row.name] > means[base]
+    return flags
+
+
+def _posthoc_warnings(rows: list[Row], flags: dict[str, bool], ts_region: str) -> list[str]:
+    """One line per flagged post-hoc row: both ECEs, the paired difference and the fitted temperatures."""
+    by_name = {row.name: row for row in rows}
+    ece = next(c for c in PAIRED_COLUMNS if c.key == "ece")
+    lines = []
+    for name in (n for n, worse in flags.items() if worse):
+        row, base = by_name[name], by_name[_posthoc_base(name, set(by_name))]
+        before, after = (100.0 * mean_std(r.values.get("ece", []))[0] for r in (base, row))
+        text = f"- ⚠ `{name}`: foreground ECE {after:.2f} % against {before:.2f} % for `{base.name}` without it"
+        comparison = paired_comparison(row.case_values("ece"), base.case_values("ece"), higher_is_better=False)
+        if comparison.cases:
+            difference, interval = format_difference(comparison, ece)
+            text += f" (paired difference {difference} points, 95 % CI {interval}, {comparison.cases} case(s))"
+        temperatures = row.values.get("temperature", [])
+        if temperatures:
+            text += f"; fitted temperature(s) {', '.join(f'{t:.3f}' for t in temperatures)} on {ts_region} voxels"
+            if any(t < 1.0 for t in temperatures):
+                text += " (T < 1 sharpens every probability)"
+        lines.append(text + ". The post-hoc step made this model worse calibrated where the table measures it.")
+    return lines
+
+
+def _paired_lines(
+    rows: list[Row], comparisons: dict[str, dict[str, PairedComparison]], columns: list[Column], reference: str
+) -> list[str]:
+    """The report's paired section: the table and how to read it."""
+    lines = [f"## Paired differences against `{reference}`", ""]
+    if not columns or not any(row.name == reference and row.cases for row in rows):
+        return lines + [f"No per-case values of `{reference}` were found: no paired statistics.", ""]
+    return lines + [
+        paired_markdown_table(rows, comparisons, columns, reference),
+        "",
+        (
+            f"Δ = row - `{reference}` on the same test case and seed, averaged over the seeds of each case, then "
+            "over cases (in the units of the table above; points for the % columns). The interval is the "
+            f"{CONFIDENCE:.0%} percentile bootstrap interval of that mean, resampling test cases with replacement "
+            f"and keeping each case's seeds together ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}); p is "
+            "the two-sided Wilcoxon signed-rank test on the per-case differences. A difference is called better or "
+            f"worse, and shown in bold, only when the interval excludes 0 and p < {1 - CONFIDENCE:.2f}; with n "
+            "cases the smallest p is 2 / 2^n, so fewer than 6 cases never show a detectable difference. The "
+            "interval reflects the spread over test cases for these trained models, not a training-seed effect "
+            "shared by all cases. Per-case values and differences: `per_case.csv`; the same statistics: "
+            "`summary.csv`."
+        ),
+        "",
+    ]
+
+
+def _sha256(path: str | None) -> str | None:
+    if not path or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _command_line(argv: list[str]) -> str:
+    """``argv`` as a shell command; ``.../monai_nacl/__main__.py`` is written ``python -m monai_nacl``."""
+    if argv and Path(argv[0]).parts[-2:] == ("monai_nacl", "__main__.py"):
+        return "python -m monai_nacl " + shlex.join(argv[1:])
+    return shlex.join(argv)
+
+
+def reproducibility_record(datalist: str | None) -> dict[str, Any]:
+    """What ``compare.json`` records, beside the resolved settings, to reproduce the report.
+
+    Returns ``datalist_sha256`` (of the datalist file, None when it is not a file), ``command_line`` (this
+    process's) and ``versions`` (monai_nacl, MONAI, torch, numpy, Python).
+    """
+    import monai
+    import torch
+
+    import monai_nacl
+
+    return {
+        "datalist_sha256": _sha256(datalist),
+        "command_line": _command_line(sys.argv),
+        "versions": {
+            "monai_nacl": monai_nacl.__version__,
+            "monai": monai.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _reproducibility_lines(context: dict[str, Any], bundle_name: str, reference: str) -> list[str]:
+    """The report's reproducibility section, from ``compare.json`` (absent entries shown as not recorded)."""
+
+    def shown(key: str) -> str:
+        value = context.get(key)
+        return "not recorded" if value is None else f"`{json.dumps(value) if not isinstance(value, str) else value}`"
+
+    versions = context.get("versions", {})
+    version_text = ", ".join(f"{name} {value}" for name, value in versions.items()) or "not recorded"
+    return [
+        "## Reproducibility",
+        "",
+        f"- bundle: `{bundle_name}` at {shown('bundle')}; protocol: {shown('protocol')}",
+        f"- configs merged to train: {shown('train_configs')}; to evaluate: {shown('evaluate_configs')}",
+        f"- datalist: {shown('datalist')}, sha256 {shown('datalist_sha256')}; data folder: {shown('dataset_dir')}",
+        f"- classes: {shown('num_classes')}; epochs per run: {shown('max_epochs')}; seeds: {shown('seeds')}",
+        f"- bundle overrides: {shown('overrides')}",
+        (
+            f"- paired statistics: reference `{reference}`, {BOOTSTRAP_RESAMPLES} bootstrap resamples of the test "
+            f"cases (seed {BOOTSTRAP_SEED}), {CONFIDENCE:.0%} percentile intervals, two-sided Wilcoxon signed-rank"
+        ),
+        f"- versions: {version_text}",
+        f"- command: {shown('command_line')}",
+        "",
+    ]
+
+
+def write_report(
+    output: Path, specs: list[RunSpec], posthoc: Sequence[str], bundle_name: str, reference: str = "ce"
+) -> Path:
+    """Write ``report.md``, ``summary.csv``, ``per_case.csv`` and the pictures of :func:`~monai_nacl.compare.plots.plot_comparison`.
+
+    Args:
+        output: the comparison folder (holds ``compare.json`` and ``runs/``).
+        specs: the planned runs.
+        posthoc: the post-hoc methods whose ``<loss> + <method>`` rows were run (``ts``, ``vector``, ``lts``).
+        bundle_name: shown in the title.
+        reference: row every other row is compared with, case by case.
+
+    Returns:
+        the path of ``report.md``.
+    """
     context = json.loads((output / "compare.json").read_text()) if (output / "compare.json").is_file() else {}
     rows, folders = build_rows(specs, posthoc)
-    write_csv(rows, CSV_COLUMNS, output / "summary.csv")
+    paired_columns = [c for c in PAIRED_COLUMNS if any(c.key in m for row in rows for m in row.cases.values())]
+    comparisons = paired_comparisons(rows, reference, paired_columns)
+    flags = posthoc_ece_worse(rows)
+    write_csv(rows, CSV_COLUMNS, output / "summary.csv", comparisons, paired_columns, reference, flags)
+    write_per_case_csv(rows, paired_columns, reference, output / "per_case.csv")
     num_bins = int(context.get("num_bins", 15))
     labels = _test_labels(context)
     per_case, regions = {}, set()
@@ -233,11 +460,12 @@ def write_report(output: Path, specs: list[RunSpec], posthoc: Sequence[str], bun
             f"seed(s)); epochs per run: {epochs}; test cases: {len(labels) or '?'}."
         ),
         "",
-        markdown_table(rows, TABLE_COLUMNS),
+        markdown_table(rows, TABLE_COLUMNS, flagged={name for name, worse in flags.items() if worse}),
         "",
         (
-            "Values are mean ± sample standard deviation over seeds (a single seed shows its value); the best mean "
-            "of each column, as displayed, is in bold (↑ higher is better, ↓ lower is better)."
+            "Values are mean ± sample standard deviation over seeds (a single seed shows its value); ↑ higher is "
+            "better, ↓ lower is better. No mean is bold: whether a row differs from the reference is read from the "
+            "paired table below."
         ),
         "",
         (
@@ -252,6 +480,10 @@ def write_report(output: Path, specs: list[RunSpec], posthoc: Sequence[str], bun
     ]
     lines += [POSTHOC_NOTES[method].format(region=context.get("ts_region", "all")) for method in posthoc]
     lines.append("")
+    warnings = _posthoc_warnings(rows, flags, str(context.get("ts_region", "all")))
+    if warnings:
+        lines += ["## Warnings: post-hoc calibration that made ECE worse", "", *warnings, ""]
+    lines += _paired_lines(rows, comparisons, paired_columns, reference)
     empty = {r.name: int(sum(r.values.get("hd95_empty", []))) for r in rows}
     if any(empty.values()):
         pairs = ", ".join(f"{name} ({count} pair(s))" for name, count in empty.items() if count)
@@ -285,6 +517,7 @@ def write_report(output: Path, specs: list[RunSpec], posthoc: Sequence[str], bun
             ),
             "",
         ]
+    lines += _reproducibility_lines(context, bundle_name, reference)
     lines += ["Each run's folder (logs, model, metrics.csv, summary.json, predictions): `runs/<loss>/seed<k>/`.", ""]
     report = output / "report.md"
     report.write_text("\n".join(lines))
