@@ -252,6 +252,6 @@ def paired_comparison(
     _, p_value = wilcoxon_signed_rank(d)
     difference = float(d.mean())
     verdict = NO_DIFFERENCE
-    if (low > 0 or high < 0) and p_value < 1.0 - confidence:
+    if (low > 0 or high < 0) and p_value < round(1.0 - confidence, 12):  # 1 - 0.95 is 0.05000000000000004
         verdict = BETTER if (difference > 0) == higher_is_better else WORSE
     return PairedComparison(difference, low, high, p_value, len(per_case), pairs, verdict)
