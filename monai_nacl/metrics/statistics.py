@@ -330,7 +330,7 @@ def _hard_chunk_statistics(
         square_sum = torch.dot(values[:channels].view(-1), values[:channels].view(-1))
     else:
         p64 = p.double()
-        square_sum = torch.dot(p64.view(-1), p64.view(-1))
+        square_sum = torch.dot(p64.reshape(-1), p64.reshape(-1))  # a float64 chunk of (C, N) is not contiguous
     brier = square_sum - 2.0 * sum_p_y + n
     totals += torch.stack([torch.tensor(float(n), dtype=torch.float64, device=p.device), nll, brier])
     if rows == 0:
