@@ -23,6 +23,7 @@ from monai_nacl.workflows.report import (
     SegmentationReportHandler,
     case_name,
     flatten_case_metrics,
+    rater_files,
 )
 from monai_nacl.workflows.resume import (
     LAST_CHECKPOINT,
@@ -55,6 +56,7 @@ __all__ = [
     "is_rank_zero",
     "last_checkpoint",
     "locate_bundle",
+    "rater_files",
     "require_valid_datalist",
     "select_loss",
     "uncertainty_maps",

@@ -30,10 +30,29 @@ else:
     )
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["HISTOGRAMS_FILENAME", "SegmentationReportHandler", "case_name", "flatten_case_metrics"]
+__all__ = [
+    "HISTOGRAMS_FILENAME",
+    "RATER_METRICS",
+    "SegmentationReportHandler",
+    "case_name",
+    "file_stem",
+    "flatten_case_metrics",
+    "rater_files",
+]
 
 HISTOGRAMS_FILENAME = "calibration_histograms.json"
 """Default name of the per-case calibration histograms of an evaluation (read back by the comparison report)."""
+RATER_METRICS = ("ece", "cece", "ace", "nll", "brier")
+"""Calibration metrics reported against the raters' distribution (``raters_<name>`` columns)."""
+
+
+def file_stem(path: str | os.PathLike) -> str:
+    """A file name without folder and image extension (``.nii.gz``, ``.nii``, ``.mha``, ``.nrrd``, ...)."""
+    name = os.path.basename(os.fspath(path))
+    for ext in (".nii.gz", ".nii", ".mha", ".nrrd"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return os.path.splitext(name)[0]
 
 
 def case_name(item: Mapping[str, Any], keys: Sequence[str] = ("image", "pred", "label")) -> str:
@@ -43,11 +62,7 @@ def case_name(item: Mapping[str, Any], keys: Sequence[str] = ("image", "pred", "
         meta = getattr(value, "meta", None) or item.get(f"{key}_meta_dict") or {}
         source = meta.get("filename_or_obj")
         if source:
-            name = os.path.basename(str(source))
-            for ext in (".nii.gz", ".nii", ".mha", ".nrrd"):
-                if name.endswith(ext):
-                    return name[: -len(ext)]
-            return os.path.splitext(name)[0]
+            return file_stem(source)
     raise ValueError(
         f"cannot name the case: none of the items {list(keys)} carries metadata 'filename_or_obj'; load the images "
         "with LoadImaged(image_only=True) so that they are MetaTensors."
@@ -76,6 +91,19 @@ def flatten_case_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     row["mean_dsc"] = float(result["mean"]["mean_dsc"])
     row.update({name: float(per_case[name][0]) for name in METRIC_NAMES})
     return row
+
+
+def rater_files(
+    entries: Sequence[Mapping[str, Any]], base_dir: str | os.PathLike | None = None
+) -> dict[str, list[str]]:
+    """Case name -> the paths of its raters' labels, for the datalist entries that list ``label_raters`` (relative
+    paths joined to ``base_dir``); entries without it are left out."""
+    files = {}
+    for entry in entries:
+        raters = entry.get("label_raters")
+        if raters:
+            files[file_stem(entry["image"])] = [os.path.join(base_dir, p) if base_dir else os.fspath(p) for p in raters]
+    return files
 
 
 def _json_number(value: float) -> float | None:
@@ -116,6 +144,9 @@ class SegmentationReportHandler:
         include_background: also report DSC/HD95 of class 0.
         prob_key: item holding the probabilities ``(C, *spatial)``.
         label_key: item holding the labels ``(1, *spatial)``.
+        rater_files: case name -> the files of several raters' labels of that case (see :func:`rater_files`);
+            adds ``inter_rater_dsc_<k>`` and ``raters_<metric>`` columns (ECE, CECE, ACE, NLL, Brier against the
+            raters' distribution, :data:`RATER_METRICS`) for those cases.
         metrics_filename: name of the per-case table.
         summary_filename: name of the summary.
         diagram_filename: name of the reliability diagram; ``None`` to skip it.
@@ -144,6 +175,7 @@ class SegmentationReportHandler:
         histograms_filename: str | None = HISTOGRAMS_FILENAME,
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
         skipped_cases: SkippedCases | None = None,
+        rater_files: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         from monai_nacl.metrics import SegmentationCalibrationMetric
 
@@ -156,6 +188,7 @@ class SegmentationReportHandler:
         self.include_background = include_background
         self.prob_key = prob_key
         self.label_key = label_key
+        self.rater_files = dict(rater_files or {})
         self.metrics_filename = metrics_filename
         self.summary_filename = summary_filename
         self.diagram_filename = diagram_filename
@@ -207,9 +240,41 @@ class SegmentationReportHandler:
                     region=self.region,
                     include_background=self.include_background,
                 )
-            self.rows.append({"case": case_name(item), **flatten_case_metrics(result)})
+            row = {"case": case_name(item), **flatten_case_metrics(result)}
+            if row["case"] in self.rater_files:
+                row.update(self._rater_columns(probs, row["case"]))
+            self.rows.append(row)
             self.case_statistics.append(result["case_statistics"])
             self.pooled(y_pred=probs[None], y=labels[None])
+
+    def _rater_columns(self, probs: torch.Tensor, case: str) -> dict[str, float]:
+        """Columns of a case annotated by several raters: the inter-rater Dice per class (the ceiling of any model's
+        Dice against one rater) and the calibration against the raters' distribution (soft reference
+        ``q_k = 1/R sum_r 1[y_r = k]``; the region from its most frequent label). The raters' files are read as
+        stored, the grid the labels are compared on."""
+        import nibabel as nib
+
+        from monai_nacl.data import pairwise_dice, rater_soft_reference
+        from monai_nacl.metrics import SegmentationCalibrationMetric
+
+        maps = [np.asarray(nib.load(path).dataobj).astype(np.int64) for path in self.rater_files[case]]
+        maps = [m.reshape(m.shape[: probs.ndim - 1]) if m.ndim > probs.ndim - 1 else m for m in maps]
+        if any(m.shape != tuple(probs.shape[1:]) for m in maps):
+            raise ValueError(
+                f"case {case}: the raters' labels {[m.shape for m in maps]} and the probabilities "
+                f"{tuple(probs.shape)} are not on the same grid; the label_raters files must share the label's grid."
+            )
+        classes = range(0 if self.include_background else 1, self.num_classes)
+        row: dict[str, float] = {}
+        if len(maps) > 1:
+            dice = pairwise_dice(maps, self.num_classes, include_background=self.include_background)
+            row.update({f"inter_rater_dsc_{k}": float(v) for k, v in zip(classes, dice.tolist())})
+        soft = torch.as_tensor(rater_soft_reference(maps, self.num_classes))
+        metric = SegmentationCalibrationMetric(num_bins=self.num_bins, region=self.region)
+        metric(y_pred=probs[None].float().cpu(), y=soft[None])
+        values = metric.aggregate()
+        row.update({f"raters_{name}": float(values[name]) for name in RATER_METRICS})
+        return row
 
     @staticmethod
     def _gathered(items: list[Any]) -> list[Any]:

@@ -56,10 +56,18 @@ def numpy_dice(pred: np.ndarray, label: np.ndarray, k: int) -> float:
     return 2.0 * np.logical_and(p, g).sum() / (p.sum() + g.sum())
 
 
-def numpy_foreground_ece(conf: np.ndarray, pred: np.ndarray, label: np.ndarray, num_bins: int = 15) -> float:
-    """Top-label ECE over label != 0 voxels, equal-width bins (lower, upper]."""
+RATER_COLUMNS = ["inter_rater_dsc_1", "inter_rater_dsc_2", "raters_ece", "raters_cece", "raters_ace", "raters_nll",
+                 "raters_brier"]  # fmt: skip
+
+
+def numpy_foreground_ece(
+    conf: np.ndarray, pred: np.ndarray, label: np.ndarray, num_bins: int = 15, correct: np.ndarray | None = None
+) -> float:
+    """Top-label ECE over label != 0 voxels, equal-width bins (lower, upper]; ``correct`` replaces ``pred == label``
+    (e.g. by the raters' share of the predicted class)."""
     fg = label != 0
-    conf, correct = conf[fg].astype(np.float64), (pred[fg] == label[fg]).astype(np.float64)
+    correct = (pred == label) if correct is None else correct
+    conf, correct = conf[fg].astype(np.float64), correct[fg].astype(np.float64)
     bins = np.clip(np.ceil(conf * num_bins).astype(int) - 1, 0, num_bins - 1)
     total = 0.0
     for b in range(num_bins):
@@ -78,7 +86,8 @@ def check_evaluation(
     num_cases = len(cases)
     with open(output_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == CSV_COLUMNS and len(rows) == num_cases
+    with_raters = all(case.get("label_raters") for case in cases)
+    assert list(rows[0]) == CSV_COLUMNS + (RATER_COLUMNS if with_raters else []) and len(rows) == num_cases
     summary = read_json(output_dir / "summary.json")
     assert set(summary) == SUMMARY_KEYS and summary["num_cases"] == num_cases
     assert [s["case"] for s in summary["skipped"]] == list(skipped)
@@ -103,6 +112,19 @@ def check_evaluation(
         for k in (1, 2):
             assert float(row[f"dsc_{k}"]) == pytest.approx(numpy_dice(seg, label, k), abs=1e-5)
         assert float(row["ece"]) == pytest.approx(numpy_foreground_ece(conf, seg, label), abs=2e-4)
+        if with_raters:  # against the raters' distribution, region: their most frequent label (rater 1 on ties)
+            raters = [
+                np.asarray(nib.load(os.path.join(dataset_dir, r)).dataobj).astype(int) for r in case["label_raters"]
+            ]
+            share = np.stack([np.mean([r == k for r in raters], axis=0) for k in range(3)])
+            majority = share.argmax(0)
+            correct = np.take_along_axis(share, seg[None], 0)[0]
+            expected = numpy_foreground_ece(conf, seg, majority, correct=correct)
+            assert float(row["raters_ece"]) == pytest.approx(expected, abs=2e-4)
+            for k in (1, 2):
+                pairs = [(a, b) for i, a in enumerate(raters) for b in raters[i + 1 :]]
+                dice = np.mean([numpy_dice(a, b, k) for a, b in pairs])
+                assert float(row[f"inter_rater_dsc_{k}"]) == pytest.approx(dice, abs=1e-6)
     if num_cases == 1:
         assert summary["pooled"]["ece"] == pytest.approx(float(rows[0]["ece"]), rel=1e-9)
     return rows
