@@ -1,4 +1,4 @@
-"""Speed and memory of the neighbourhood losses against plain cross-entropy and MONAI / direct implementations.
+"""Speed and memory of the calibration losses against plain cross-entropy and MONAI / direct implementations.
 
 Forward + backward time on CPU float32 logits, medians over repetitions run interleaved (every method once
 per round, so drifts in machine load hit all methods alike):
@@ -7,6 +7,13 @@ per round, so drifts in machine load hit all methods alike):
   (defaults: 3^d mean window, L1, alpha 0.1).
 - SVLS group: a direct SVLS (replicate padding + depthwise convolution with the dense k^d kernel + soft
   cross-entropy, as the authors' code) and ``monai_nacl.losses.SpatialLabelSmoothingLoss``.
+- CRaC and mL1-ACE: ``AdaptiveNeighborAwareLoss`` (margin 5, rho 0.1), ``MarginalL1ACELoss`` (CE + hard-binned
+  ACE, and soft binning) and the bundles' ``ml1ace`` (Dice + CE + ACE, 0.33 each); goal each <= 3x CE.
+
+Training step (``--no-step`` skips it): one optimiser step of the 3-D bundles' UNet (channels 16-128, two
+residual units, batch norm, Adam) on a batch of 4 crops of 64^3 (the ``unet3d_nacl`` defaults: batch 2 x 2
+samples, 3 classes; synthetic spheres), with each bundle loss (``create_calibration_loss``) against ``ce``;
+goal <= 5 % more time than ``ce``.
 
 Memory (Linux): each method runs in a fresh subprocess: one warm-up forward + backward, then the peak-RSS
 mark is reset (``/proc/self/clear_refs``) and reported is how far one more forward + backward raises the
@@ -39,12 +46,26 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import numpy as np
+from monai.data.synthetic import create_test_image_3d
 from monai.losses import NACLLoss
+from monai.networks.nets import UNet
 
-from monai_nacl.losses import NeighborAwareLoss, SpatialLabelSmoothingLoss, svls_kernel
+from monai_nacl.losses import (
+    AdaptiveNeighborAwareLoss,
+    MarginalL1ACELoss,
+    NeighborAwareLoss,
+    SpatialLabelSmoothingLoss,
+    create_calibration_loss,
+    svls_kernel,
+)
 
 FULL_SHAPE = (2, 4, 96, 96, 96)
 QUICK_SHAPE = (2, 4, 32, 32, 32)
+STEP_SHAPE = (4, 1, 64, 64, 64)  # unet3d_nacl: batch_size 2 x num_samples 2 crops of roi 64^3
+QUICK_STEP_SHAPE = (2, 1, 32, 32, 32)
+STEP_CLASSES = 3
+STEP_LOSSES = ("ce", "nacl", "adaptive_nacl", "ml1ace")
 
 
 def direct_svls(logits: torch.Tensor, labels: torch.Tensor, kernel_size: int = 3, sigma: float = 1.0) -> torch.Tensor:
@@ -64,12 +85,19 @@ def _methods(num_classes: int, spatial_dims: int) -> dict[str, Callable[[torch.T
     monai_nacl_loss = NACLLoss(classes=num_classes, dim=spatial_dims)
     ours = NeighborAwareLoss()
     ours_svls = SpatialLabelSmoothingLoss()
+    crac = AdaptiveNeighborAwareLoss(num_classes)
+    ace_hard, ace_soft = MarginalL1ACELoss(), MarginalL1ACELoss(binning="soft")
+    ml1ace = create_calibration_loss("ml1ace")
     return {
         "cross_entropy": lambda x, y: F.cross_entropy(x, y),
         "monai_NACLLoss": lambda x, y: monai_nacl_loss(x, y),
         "NeighborAwareLoss": lambda x, y: ours(x, y),
         "svls_direct_conv": lambda x, y: direct_svls(x, y),
         "SpatialLabelSmoothingLoss": lambda x, y: ours_svls(x, y),
+        "AdaptiveNeighborAwareLoss": lambda x, y: crac(x, y),
+        "MarginalL1ACELoss": lambda x, y: ace_hard(x, y),
+        "MarginalL1ACELoss_soft": lambda x, y: ace_soft(x, y),
+        "ml1ace": lambda x, y: ml1ace(x, y),
     }
 
 
@@ -144,8 +172,18 @@ def run(shape: Sequence[int], repeats: int, threads: int, memory: bool = True) -
             "SpatialLabelSmoothingLoss / svls_direct_conv": median["SpatialLabelSmoothingLoss"]
             / median["svls_direct_conv"],
             "SpatialLabelSmoothingLoss / cross_entropy": median["SpatialLabelSmoothingLoss"] / median["cross_entropy"],
+            **{
+                f"{name} / cross_entropy": median[name] / median["cross_entropy"]
+                for name in ("AdaptiveNeighborAwareLoss", "MarginalL1ACELoss", "MarginalL1ACELoss_soft", "ml1ace")
+            },
         },
-        "goals": {"NeighborAwareLoss / monai_NACLLoss": 0.6, "NeighborAwareLoss / cross_entropy": 2.5},
+        "goals": {
+            "NeighborAwareLoss / monai_NACLLoss": 0.6,
+            "NeighborAwareLoss / cross_entropy": 2.5,
+            "AdaptiveNeighborAwareLoss / cross_entropy": 3.0,
+            "MarginalL1ACELoss / cross_entropy": 3.0,
+            "MarginalL1ACELoss_soft / cross_entropy": 3.0,
+        },
     }
     if memory:
         result["peak_rss_increase_mib"] = {name: _peak_memory(name, shape, threads) for name in methods}
@@ -154,6 +192,58 @@ def run(shape: Sequence[int], repeats: int, threads: int, memory: bool = True) -
             "during one forward+backward minus RSS before it; includes logits.grad; MALLOC_MMAP_THRESHOLD_=131072"
         )
     return result
+
+
+def _step_inputs(shape: Sequence[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic spheres (``STEP_CLASSES`` labels) with noise: images ``(B, 1, *spatial)``, labels ``(B, *spatial)``."""
+    rng = np.random.RandomState(seed)
+    pairs = [
+        create_test_image_3d(
+            *shape[2:], rad_max=min(shape[2:]) // 3, num_seg_classes=STEP_CLASSES - 1, noise_max=0.5, random_state=rng
+        )
+        for _ in range(shape[0])
+    ]
+    images = torch.from_numpy(np.stack([image for image, _ in pairs])[:, None]).float()
+    labels = torch.from_numpy(np.stack([label for _, label in pairs])).long()
+    return images, labels
+
+
+def run_training_step(shape: Sequence[int], repeats: int, threads: int) -> dict:
+    """Median time of one UNet training step (forward, loss, backward, Adam step) per bundle loss, interleaved."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    network = UNet(3, 1, STEP_CLASSES, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=2, norm="batch")
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    images, labels = _step_inputs(shape)
+    losses = {
+        name: create_calibration_loss(name, **({"num_classes": STEP_CLASSES} if name == "adaptive_nacl" else {}))
+        for name in STEP_LOSSES
+    }
+
+    def step(loss: Callable) -> float:
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss(network(images), labels).backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    for loss in losses.values():
+        step(loss)
+    times: dict[str, list[float]] = {name: [] for name in losses}
+    for _ in range(repeats):
+        for name, loss in losses.items():
+            times[name].append(step(loss))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "input_shape": list(shape),
+        "num_classes": STEP_CLASSES,
+        "network": "UNet(3D, channels 16-128, strides 2, num_res_units 2, batch norm) + Adam",
+        "threads": threads,
+        "repeats": repeats,
+        "median_seconds_step": median,
+        "ratios": {f"{name} / ce": median[name] / median["ce"] for name in losses if name != "ce"},
+        "goals": {f"{name} / ce": 1.05 for name in losses if name != "ce"},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7, quick 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-memory", action="store_true", help="skip the subprocess memory measurement")
+    parser.add_argument("--no-step", action="store_true", help="skip the UNet training-step timing")
     parser.add_argument("--output", default=str(REPO / "bench_results" / "losses.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
@@ -176,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     shape = QUICK_SHAPE if args.quick else FULL_SHAPE
     repeats = args.repeats or (5 if args.quick else 7)
     result = run(shape, repeats, args.threads, memory=not args.no_memory)
+    if not args.no_step:
+        result["training_step"] = run_training_step(
+            QUICK_STEP_SHAPE if args.quick else STEP_SHAPE, max(3, repeats // 2), args.threads
+        )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
@@ -186,6 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, ratio in result["ratios"].items():
         goal = result["goals"].get(name)
         print(f"  {name:46s} {ratio:5.2f}x" + (f"  (goal <= {goal}x)" if goal else ""))
+    if "training_step" in result:
+        step = result["training_step"]
+        print(f"UNet training step, images {tuple(step['input_shape'])}, median of {step['repeats']}:")
+        for name, seconds in step["median_seconds_step"].items():
+            print(f"  {name:28s} {seconds * 1000:9.1f} ms")
+        for name, ratio in step["ratios"].items():
+            print(f"  {name:46s} {ratio:5.3f}x  (goal <= {step['goals'][name]}x)")
     print(f"wrote {output}")
     return 0
 

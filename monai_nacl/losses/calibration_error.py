@@ -3,8 +3,8 @@
 Per image and class, the class probability ``p_c`` of every voxel is binned into equal-width bins on ``[0, 1]``;
 the loss is the mean over the non-empty bins of ``|mean p_c - mean 1[y = c]|`` (MONAI's "average calibration
 error" of that image and class), averaged over images and classes. The bin statistics of all images and
-classes come from three scatter-adds over flat (image, class, bin) keys; the gradient runs through the per-bin
-means (hard binning) and also through the bin weights (soft binning).
+classes come from scatter-adds over one flat (image, class, bin) key per element; the gradient runs through the
+per-bin means (hard binning) and also through the bin weights (soft binning).
 """
 
 from __future__ import annotations
@@ -19,30 +19,16 @@ __all__ = ["BINNING_MODES", "MarginalL1ACELoss"]
 BINNING_MODES = ("hard", "soft")
 
 
-def _bin_sums(
-    keys: tuple[torch.Tensor, ...],
-    weights: tuple[torch.Tensor | None, ...],
-    size: int,
-    device: torch.device,
-) -> torch.Tensor:
-    """``sum_i w_i`` per flat key (float64, ``size`` entries), over one or more ``(key, weight)`` pairs.
-
-    A ``None`` weight counts 1 per element.
-    """
-    total = torch.zeros(size, dtype=torch.float64, device=device)
-    for key, weight in zip(keys, weights):
-        flat = key.reshape(-1)
-        source = torch.ones((), dtype=torch.float64, device=device).expand(flat.numel()) if weight is None else weight
-        total.index_add_(0, flat, source.reshape(-1).double())
-    return total
-
-
 class _MarginalL1ACE(torch.autograd.Function):
-    """``(B, C)`` L1 average calibration error of ``softmax(logits)`` per image and class, with a hand-written backward.
+    """``(B, C')`` L1 average calibration error of ``softmax(logits)`` per image and class, with a hand-written backward.
 
-    ``labels`` ``(B, 1, N)`` or ``onehot`` ``(B, C, N)`` is the target; ``valid`` ``(B, 1, N)`` bool or ``None``;
-    ``active`` ``(B, C)`` is evaluated inside (class present, channel included) and zeroes the value and gradient
-    of inactive pairs. Excluded voxels are sent to one extra "discard" key whose statistics are never read.
+    ``labels`` ``(B, 1, N)`` or ``onehot`` ``(B, C, N)`` is the target; ``valid`` ``(B, 1, N)`` bool or ``None``.
+    Each element gets one flat key (image, class, node): its bin (hard), or (soft) its node ``t = floor(p M + 0.5)``,
+    from which it splits between bins ``t - 1`` (weight ``1 - frac``) and ``t`` (weight ``frac = p M + 0.5 - t``),
+    both clamped to ``[0, M - 1]``. The node sums of ``1, p, y`` (and, soft, of ``frac``, ``frac p``, ``frac y``)
+    are float64 scatter-adds; soft node sums are then folded into bins. Excluded voxels go to one extra "discard"
+    key that is never read. Pairs that are inactive (class absent with ``ignore_empty_classes``, or the background
+    when it is left out) have value and gradient 0.
     """
 
     @staticmethod
@@ -59,93 +45,111 @@ class _MarginalL1ACE(torch.autograd.Function):
         first_channel: int,
     ) -> torch.Tensor:
         batch, channels = logits.shape[:2]
+        device = logits.device
         probs = torch.softmax(logits, dim=1).reshape(batch, channels, -1)
-        pairs = batch * channels
-        discard = pairs * num_bins
-        base = torch.arange(pairs, dtype=torch.int32, device=logits.device).view(batch, channels, 1) * num_bins
-
-        def keys_of(bins: torch.Tensor) -> torch.Tensor:
-            key = bins.to(torch.int32).add_(base)
-            return key if valid is None else key.masked_fill_(~valid, discard)
-
-        if not soft:
-            # (lower, upper] bins: index ceil(p * M) - 1, with p = 0 in the first bin
-            key = keys_of(torch.mul(probs, num_bins).ceil_().clamp_min_(1).sub_(1))
-            keys, weights = (key,), (None,)
+        nodes = num_bins + 1 if soft else num_bins
+        discard = batch * channels * nodes
+        scaled = torch.mul(probs, num_bins)
+        if soft:
+            node = scaled.add_(0.5).floor()
+            frac = scaled.sub_(node)
+        else:
+            node = scaled.ceil_().clamp_min_(1).sub_(1)  # (lower, upper] bins, p = 0 in the first
             frac = None
+        base = torch.arange(batch * channels, dtype=torch.int32, device=device).view(batch, channels, 1) * nodes
+        key = node.to(torch.int32).add_(base)
+        del node, scaled
+        if valid is not None:
+            key.masked_fill_(~valid, discard)
+
+        flat = key.view(-1)
+        ones = torch.ones((), dtype=torch.float64, device=device).expand(flat.numel())
+        sums = torch.zeros((6 if soft else 3, discard + 1), dtype=torch.float64, device=device)
+        probs64 = probs.reshape(-1).double()
+        sums[0].index_add_(0, flat, ones)
+        sums[1].index_add_(0, flat, probs64)
+        label_key = None
+        if labels is not None:  # the true class of each voxel: its key in that class's channel
+            label_key = key.gather(1, labels).view(-1)
+            sums[2].index_add_(0, label_key, ones[: label_key.numel()])
         else:
-            # linear split between the two nearest bin centres (m + 0.5) / M; clamped beyond the outer centres
-            position = torch.mul(probs, num_bins).sub_(0.5)
-            lower = position.floor()
-            frac = position.sub_(lower)  # weight of the upper neighbour
-            key_hi = keys_of(torch.add(lower, 1).clamp_(0, num_bins - 1))
-            key_lo = keys_of(lower.clamp_(0, num_bins - 1))
-            keys, weights = (key_lo, key_hi), (1.0 - frac, frac)
-        size = discard + 1
-        count = _bin_sums(keys, weights, size, logits.device)
-        sum_p = _bin_sums(keys, tuple(probs if w is None else w * probs for w in weights), size, logits.device)
-        if labels is not None:
-            # the true class of each voxel: its bin in that class's channel (discarded voxels stay discarded)
-            label_keys = tuple(k.gather(1, labels) for k in keys)
-            label_weights = tuple(None if w is None else w.gather(1, labels) for w in weights)
-            sum_y = _bin_sums(label_keys, label_weights, size, logits.device)
+            sums[2].index_add_(0, flat, onehot.reshape(-1).double())
+        if soft:
+            frac64 = frac.reshape(-1).double()
+            sums[3].index_add_(0, flat, frac64)
+            if label_key is not None:
+                sums[5].index_add_(0, label_key, frac.gather(1, labels).reshape(-1).double())
+            else:
+                sums[5].index_add_(0, flat, frac64 * onehot.reshape(-1).double())
+            sums[4].index_add_(0, flat, frac64.mul_(probs64))
+        del probs64
+        table = sums[:, :discard].view(-1, batch, channels, nodes)
+        if soft:
+            lower, upper = _node_bins(num_bins, device)
+
+            def fold(total: torch.Tensor, upper_part: torch.Tensor) -> torch.Tensor:
+                out = total.new_zeros((batch, channels, num_bins))
+                return out.index_add_(2, lower, total - upper_part).index_add_(2, upper, upper_part)
+
+            count, sum_p, sum_y = fold(table[0], table[3]), fold(table[1], table[4]), fold(table[2], table[5])
         else:
-            sum_y = _bin_sums(keys, tuple(onehot if w is None else w * onehot for w in weights), size, logits.device)
-        shape = (batch, channels, num_bins)
-        count, sum_p, sum_y = (x[:discard].view(shape) for x in (count, sum_p, sum_y))
+            count, sum_p, sum_y = table
 
         filled = count >= min_bin_weight
         safe = count.clamp_min(torch.finfo(count.dtype).tiny)
         gap = torch.where(filled, (sum_p - sum_y) / safe, 0.0)
         num_filled = filled.sum(-1, keepdim=True).clamp_min(1)
         value = gap.abs().sum(-1) / num_filled[..., 0]
-        active = torch.ones((batch, channels), dtype=torch.bool, device=logits.device)
+        active = torch.ones((batch, channels), dtype=torch.bool, device=device)
         active[:, :first_channel] = False
         if ignore_empty_classes:
             active &= sum_y.sum(-1) > 0
         value = torch.where(active, value, 0.0)
 
-        ctx.num_bins, ctx.soft, ctx.first_channel, ctx.logits_shape = num_bins, soft, first_channel, logits.shape
-        # d value / d sum_p = sign(gap) / (K n) = -d value / d sum_y; d value / d n = -|gap| / (K n) (soft only)
+        # d value / d sum_p = sign(gap) / (K n) = -d value / d sum_y; d value / d n = -|gap| / (K n)
         scale = torch.where(filled & active.unsqueeze(-1), 1.0 / (num_filled * safe), 0.0)
-        ctx.save_for_backward(probs, *keys, frac, onehot, labels, gap.sign() * scale, -gap.abs() * scale)
+        ctx.num_bins, ctx.soft, ctx.first_channel, ctx.logits_shape = num_bins, soft, first_channel, logits.shape
+        ctx.save_for_backward(probs, key, frac, labels, onehot, gap.sign() * scale, -gap.abs() * scale)
         return value[:, first_channel:].float()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        saved = ctx.saved_tensors
-        probs = saved[0]
-        keys = saved[1 : 3 if ctx.soft else 2]
-        frac, onehot, labels, d_mean, d_count = saved[len(keys) + 1 :]
+        probs, key, frac, labels, onehot, d_mean, d_count = ctx.saved_tensors
         batch, channels, _ = probs.shape
+        num_bins = ctx.num_bins
         upstream = grad_out.new_zeros((batch, channels, 1), dtype=torch.float64)
         upstream[:, ctx.first_channel :, 0] = grad_out.double()
+        d_mean, d_count = d_mean * upstream, d_count * upstream
 
-        def table(x: torch.Tensor) -> torch.Tensor:  # per-bin coefficient, flat, with a 0 for the discard key
-            flat = (x * upstream).float().flatten()
-            return torch.cat([flat, flat.new_zeros(1)])
+        def per_key(x: torch.Tensor) -> torch.Tensor:  # (B, C, nodes) coefficient at each element's key
+            flat = torch.cat([x.float().flatten(), x.new_zeros(1, dtype=torch.float32)])
+            return flat.index_select(0, key.view(-1)).view_as(probs)
 
-        d_mean = table(d_mean)
         if not ctx.soft:
-            grad_p = d_mean.index_select(0, keys[0].view(-1)).view_as(probs)
+            grad_p = per_key(d_mean)
         else:
-            d_count = table(d_count)
-            key_lo, key_hi = (k.view(-1) for k in keys)
-            mean_lo = d_mean.index_select(0, key_lo).view_as(probs)
-            mean_hi = d_mean.index_select(0, key_hi).view_as(probs)
-            if onehot is None:
-                onehot = torch.zeros_like(probs).scatter_(1, labels, 1.0)
-            # sum_j a_j w_j + dw_j/dp (b_j + a_j (p - y)), with dw_hi/dp = M = -dw_lo/dp between the outer centres
-            weight_term = torch.lerp(mean_lo, mean_hi, frac)
-            slope = (mean_hi - mean_lo).mul_(probs - onehot)
-            slope.add_(d_count.index_select(0, key_hi).view_as(probs)).sub_(
-                d_count.index_select(0, key_lo).view_as(probs)
-            )
-            grad_p = weight_term.add_(slope, alpha=ctx.num_bins)
+            # d value / d p = a_lo (1 - frac) + a_hi frac + M (b_hi - b_lo + (a_hi - a_lo) (p - y)), a = d_mean and
+            # b = d_count of the element's two bins; = E + D (frac + M p) - M D y with node tables D and E
+            lower, upper = _node_bins(num_bins, probs.device)
+            a_lo, a_hi = d_mean.index_select(2, lower), d_mean.index_select(2, upper)
+            slope = a_hi - a_lo
+            offset = a_lo + num_bins * (d_count.index_select(2, upper) - d_count.index_select(2, lower))
+            slope_at = per_key(slope)
+            grad_p = torch.add(frac, probs, alpha=num_bins).mul_(slope_at).add_(per_key(offset))
+            if labels is not None:
+                grad_p.scatter_add_(1, labels, slope_at.gather(1, labels).mul_(-num_bins))
+            else:
+                grad_p.addcmul_(slope_at, onehot, value=-num_bins)
         # softmax backward: p * (g - sum_c p_c g_c)
         grad_p.sub_(torch.linalg.vecdot(probs, grad_p, dim=1).unsqueeze(1)).mul_(probs)
         return (grad_p.view(ctx.logits_shape), *([None] * 8))
+
+
+def _node_bins(num_bins: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bins that soft node ``t`` (``0..M``) splits between: ``clamp(t - 1)`` and ``clamp(t)`` in ``[0, M - 1]``."""
+    nodes = torch.arange(num_bins + 1, device=device)
+    return (nodes - 1).clamp(0, num_bins - 1), nodes.clamp(0, num_bins - 1)
 
 
 class MarginalL1ACELoss(SegmentationCrossEntropyLoss):
