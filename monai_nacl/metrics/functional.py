@@ -30,8 +30,9 @@ prefix is the classwise mean. The adaptive (equal-mass) ECE is AdaECE, never ACE
   exact rank-based partition. Moving one voxel changes the sum by at most ``2 |conf - acc|``, and over a sub-bin
   ``sum |conf - acc| <= (n_s - A_s) hi_s + A_s (1 - lo_s)`` (``A_s`` its accuracy sum), hence
   ``|AdaECE - AdaECE_exact| <= 2 / N * sum_{straddling s} [(n_s - A_s) hi_s + A_s (1 - lo_s)]``, returned as
-  ``adaece_bound`` (CAdaECE, ``cadaece``: the classwise mean). It is small when the straddling sub-bins are sparse or confidently correct (the usual case for a
-  trained network); it grows with many confidently wrong voxels sharing a sub-bin.
+  ``adaece_bound`` (CAdaECE, ``cadaece``: the classwise mean). It is small when the straddling sub-bins are
+  sparse or confidently correct (the usual case for a trained network); it grows with many confidently wrong
+  voxels sharing a sub-bin.
 - NLL: ``-sum log p_y / N`` (soft: ``-sum_c q_c log p_c / N``), ``p`` clamped at
   :data:`~monai_nacl.metrics.statistics.NLL_EPS`.
 - Brier (Brier 1950, multiclass form): ``sum_c (p_c - 1[y = c])^2 / N`` (soft: ``(p_c - q_c)^2``), in [0, 2].

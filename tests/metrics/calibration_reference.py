@@ -90,8 +90,8 @@ def cace(p, q, num_bins=15):
 
 def marginal(probs, labels, num_bins=20, mask=None):
     """MONAI's per-image, per-class calibration errors by explicit loops: float32 values, float32 upper edges
-    torch.linspace(0, 1 + eps32, K + 1)[1:], a value on an edge in the lower bin (numpy searchsorted side='left'), the last
-    bin also takes what lies above. Returns {"expected", "average", "maximum"} of shape (B, C)."""
+    torch.linspace(0, 1 + eps32, K + 1)[1:], a value on an edge in the lower bin (numpy searchsorted side='left'),
+    the last bin also takes what lies above. Returns {"expected", "average", "maximum"} of shape (B, C)."""
     p = np.asarray(probs, dtype=np.float64)
     b_size, c_size = p.shape[:2]
     import torch  # MONAI's edges are torch.linspace's float32 values (numpy's differ by one ulp at some edges)
