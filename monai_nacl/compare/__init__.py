@@ -3,7 +3,8 @@
 For each loss (and grid point) and seed: train with the bundle's ``train.yaml``, evaluate with its
 ``evaluate.yaml`` on the test split, optionally calibrate each model post hoc on the validation split
 (``--posthoc ts,vector,lts``, through :mod:`monai_nacl.calibration`), and
-write ``report.md`` (the NACL paper's table: DSC, HD95, ECE, CECE, ACE, NLL, Brier, mean ± std over seeds),
+write ``report.md`` (the NACL paper's table: DSC, HD95, ECE, CECE, ACE (average), AdaECE (adaptive), NLL, Brier,
+mean ± std over seeds),
 ``summary.csv`` and reliability diagrams.
 """
 

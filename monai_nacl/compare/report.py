@@ -73,14 +73,15 @@ __all__ = [
     "write_report",
 ]
 
-CALIBRATION = ("ece", "cece", "ace", "mce", "nll", "brier")
+CALIBRATION = ("ece", "cece", "ace", "adaece", "mce", "nll", "brier")
 
 TABLE_COLUMNS = [
     Column("DSC (%)", "dsc", higher_is_better=True, scale=100.0, decimals=2),
     Column("HD95 (mm)", "hd95", decimals=2),
     Column("ECE (%)", "ece", scale=100.0, decimals=2),
     Column("CECE (%)", "cece", scale=100.0, decimals=2),
-    Column("ACE (%)", "ace", scale=100.0, decimals=2),
+    Column("ACE avg (%)", "ace", scale=100.0, decimals=2),
+    Column("AdaECE (%)", "adaece", scale=100.0, decimals=2),
     Column("NLL", "nll", decimals=3),
     Column("Brier", "brier", decimals=3),
     Column("ECE all (%)", "ece_all", scale=100.0, decimals=2),
@@ -91,7 +92,8 @@ TABLE_COLUMNS = [
 CSV_COLUMNS = TABLE_COLUMNS + [
     Column("MCE", "mce"),
     Column("HD95 empty", "hd95_empty"),
-    Column("ACE all", "ace_all"),
+    Column("ACE avg all", "ace_all"),
+    Column("AdaECE all", "adaece_all"),
     Column("MCE all", "mce_all"),
     Column("NLL all", "nll_all"),
     Column("Brier all", "brier_all"),
@@ -145,7 +147,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def run_metrics(eval_dir: Path) -> dict[str, float]:
     """The figures of one evaluated run (``eval_dir`` holds ``summary.json`` and ``metrics.csv``).
 
-    Returns ``{dsc, hd95, hd95_empty, ece, cece, ace, mce, nll, brier}`` (mean over test cases, foreground
+    Returns ``{dsc, hd95, hd95_empty, ece, cece, ace, adaece, mce, nll, brier}`` (mean over test cases, foreground
     protocol), ``<metric>_pooled`` (pooled over all foreground voxels), ``<metric>_all`` (mean over cases,
     all voxels, when ``all_voxels/summary.json`` exists) and ``temperature`` (for a ``ts`` post-hoc run, from its
     ``calibration.json``).
@@ -473,9 +475,11 @@ def write_report(
             "(voxel spacing), over the (volume, class) pairs where it is defined."
         ),
         (
-            "- ECE, CECE, ACE, NLL, Brier: the NACL paper's protocol, over ground-truth foreground voxels "
-            f"(label != 0) of each test volume, {num_bins} equal-width bins, then averaged over volumes; "
-            "ECE/CECE/ACE in %. 'all' columns: the same over every voxel of the volume."
+            "- ECE, CECE, ACE avg, AdaECE, NLL, Brier: the NACL paper's protocol, over ground-truth foreground "
+            f"voxels (label != 0) of each test volume, {num_bins} equal-width bins, then averaged over volumes; "
+            "ECE/CECE/ACE/AdaECE in %. ACE avg is MONAI's average calibration error (unweighted mean of "
+            "|accuracy - confidence| over the non-empty bins); AdaECE the adaptive ECE over equal-mass bins. "
+            "'all' columns: the same over every voxel of the volume."
         ),
     ]
     lines += [POSTHOC_NOTES[method].format(region=context.get("ts_region", "all")) for method in posthoc]
