@@ -6,10 +6,12 @@ from pathlib import Path
 
 from monai_nacl.metrics import CalibrationStatistics, plot_dataset_reliability, plot_reliability_diagram
 
-__all__ = ["OVERLAY", "plot_comparison"]
+__all__ = ["NLL_HISTORY", "OVERLAY", "plot_comparison", "plot_nll_history"]
 
 OVERLAY = "reliability_all.png"
 """File of the overlay of every row's reliability curve, in the comparison folder."""
+NLL_HISTORY = "nll_history.png"
+"""File of the training against validation NLL per epoch, in the comparison folder."""
 
 
 def plot_comparison(
@@ -47,3 +49,39 @@ def plot_comparison(
         overlay = {name: stats.sum(0) for name, stats in per_case.items()}
         plot_reliability_diagram(overlay, output / OVERLAY, "All rows, test cases and seeds pooled", region)
     return written
+
+
+def plot_nll_history(histories: dict[str, list[dict[str, float]]], path: Path, region: str | None) -> None:
+    """Training NLL (solid) against validation NLL (dashed, markers at the validated epochs) per epoch, one colour
+    per loss: the training NLL falling while the validation NLL rises is the over-fitting that makes a network
+    over-confident.
+
+    Args:
+        histories: per loss, the rows of its first seed's ``history.csv`` (``epoch``, ``train_nll``, ``val_nll``).
+        path: the PNG written.
+        region: the voxels the NLL counts, stated in the title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    for index, (name, rows) in enumerate(histories.items()):
+        colour = f"C{index % 10}"
+        train = [(r["epoch"], r["train_nll"]) for r in rows if r.get("train_nll") is not None]
+        val = [(r["epoch"], r["val_nll"]) for r in rows if r.get("val_nll") is not None]
+        if train:
+            ax.plot(*zip(*train), color=colour, linewidth=1.2, label=f"{name}: training")
+        if val:
+            ax.plot(*zip(*val), color=colour, linestyle="--", marker="o", markersize=4, label=f"{name}: validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NLL (mean over voxels)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    where = f" ({region})" if region else ""
+    ax.set_title(f"Training vs validation NLL per epoch{where}, first seed", wrap=True)
+    ax.legend(fontsize="small", ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

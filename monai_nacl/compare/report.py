@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import json
 import math
 import platform
@@ -38,7 +39,7 @@ from monai_nacl.compare.paired import (
     PairedComparison,
     paired_comparison,
 )
-from monai_nacl.compare.plots import OVERLAY, plot_comparison
+from monai_nacl.compare.plots import NLL_HISTORY, OVERLAY, plot_comparison, plot_nll_history
 from monai_nacl.compare.runs import (
     ALL_VOXELS_DIR,
     POSTHOC_DIRS,
@@ -229,6 +230,50 @@ def build_rows(specs: list[RunSpec], posthoc: Sequence[str] = ()) -> tuple[list[
                 folders[row.name].append(eval_dir)
             rows.append(row)
     return rows, folders
+
+
+def run_history(run_dir: Path) -> list[dict[str, float | None]]:
+    """The rows of a run's ``history.csv`` (epoch, training loss and NLL, validation metrics); [] without one."""
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    for row in _read_csv(path):
+        values = {k: _number(v) if v not in ("", None) else None for k, v in row.items()}
+        rows.append({k: (v if v is None or math.isfinite(v) else None) for k, v in values.items()})
+    return rows
+
+
+def _history_lines(histories: dict[str, list[dict[str, float | None]]], picture: str | None) -> list[str]:
+    """The over-fitting section: per loss, training and validation NLL at the first and last validation."""
+    table = ["| loss | epochs | train NLL first → last | val NLL first → last | lowest val NLL (epoch) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, rows in histories.items():
+        validated = [r for r in rows if r.get("val_nll") is not None and r.get("train_nll") is not None]
+        if not validated:
+            continue
+        first, last = validated[0], validated[-1]
+        best = min(validated, key=lambda r: r["val_nll"])
+        table.append(
+            f"| {name} | {int(last['epoch'])} | {first['train_nll']:.3f} → {last['train_nll']:.3f} | "
+            f"{first['val_nll']:.3f} → {last['val_nll']:.3f} | {best['val_nll']:.3f} ({int(best['epoch'])}) |"
+        )
+    if len(table) == 2:
+        return []
+    lines = ["## Training against validation NLL", ""]
+    if picture:
+        lines += [f"![training and validation NLL per epoch]({picture})", ""]
+    lines += [
+        (
+            "From each loss's first seed (`runs/<loss>/seed<k>/history.csv`), over the calibration region of the "
+            "training patches and of the validation volumes: a training NLL that keeps falling while the validation "
+            "NLL rises is the network memorising its training labels, which makes it over-confident on new cases."
+        ),
+        "",
+        *table,
+        "",
+    ]
+    return lines
 
 
 def _stem(path: str) -> str:
@@ -453,6 +498,15 @@ def write_report(
             regions.update(region for _, region in runs)
     region = ", ".join(sorted(r for r in regions if r)) or None
     pictures = plot_comparison(output, per_case, {name: _slug(name) for name in per_case}, region)
+    trained = list(dict.fromkeys(spec.variant for spec in specs))
+    histories = {
+        variant.name: run_history(next(s.run_dir for s in specs if s.variant == variant)) for variant in trained
+    }
+    histories = {name: rows for name, rows in histories.items() if rows}
+    history_picture = None
+    if histories and importlib.util.find_spec("matplotlib") is not None:
+        plot_nll_history(histories, output / NLL_HISTORY, region)
+        history_picture = NLL_HISTORY
     epochs = context.get("max_epochs") or "the bundle's default"
     lines = [
         f"# Calibration comparison: bundle `{bundle_name}`",
@@ -521,6 +575,7 @@ def write_report(
             ),
             "",
         ]
+    lines += _history_lines(histories, history_picture)
     lines += _reproducibility_lines(context, bundle_name, reference)
     lines += ["Each run's folder (logs, model, metrics.csv, summary.json, predictions): `runs/<loss>/seed<k>/`.", ""]
     report = output / "report.md"

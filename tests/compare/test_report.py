@@ -169,3 +169,21 @@ def test_reproducibility_record(tmp_path, monkeypatch):
     assert versions["monai_nacl"] == monai_nacl.__version__ and versions["monai"] == monai.__version__
     assert versions["torch"] == torch.__version__
     assert report.reproducibility_record(str(tmp_path / "missing.json"))["datalist_sha256"] is None
+
+
+def test_report_shows_training_against_validation_nll(tmp_path: Path, monkeypatch) -> None:
+    """history.csv of each loss's first seed becomes a table (first -> last validation, lowest validation NLL) and a
+    picture; epochs without validation are read as missing values."""
+    histories = {
+        "ce": "epoch,train_loss,train_nll,val_nll\n1,0.9,0.80,0.70\n2,0.5,0.40,\n3,0.2,0.10,0.90\n",
+        "nacl": "epoch,train_loss,train_nll,val_nll\n1,1.0,0.85,0.72\n2,0.6,0.45,\n3,0.4,0.30,0.50\n",
+    }
+    for name, text in histories.items():
+        folder = tmp_path / "runs" / name / "seed0"
+        folder.mkdir(parents=True)
+        (folder / "history.csv").write_text(text)
+    text = write_synthetic_report(tmp_path, monkeypatch).read_text()
+    assert "## Training against validation NLL" in text
+    assert "| ce | 3 | 0.800 → 0.100 | 0.700 → 0.900 | 0.700 (1) |" in text
+    assert "| nacl | 3 | 0.850 → 0.300 | 0.720 → 0.500 | 0.500 (3) |" in text
+    assert (tmp_path / "nll_history.png").stat().st_size > 1000
