@@ -25,6 +25,7 @@ from monai_nacl.data.default_dataset import (
     load_mni_template,
     simulate_case,
 )
+from monai_nacl.data.files import datalist_base_dir
 from monai_nacl.data.raters import inter_rater_dice, pairwise_dice, rater_soft_reference
 from monai_nacl.data.synthetic import make_synthetic_dataset
 
@@ -37,6 +38,7 @@ __all__ = [
     "build_default_dataset",
     "check_cases",
     "check_datalist",
+    "datalist_base_dir",
     "default_dataset_dir",
     "ensure_default_dataset",
     "folder_cases",

@@ -7,7 +7,7 @@ Examples::
     python -m monai_nacl.data synthetic --output DIR [--num_cases 6] [--spatial_dims 3] [--size 32]
     python -m monai_nacl.data datalist --layout msd --input Task09_Spleen --output spleen.json --split 0.7,0.15,0.15
     python -m monai_nacl.data datalist --layout folders --input imgs --labels segs --output my.json
-    python -m monai_nacl.data check datalist.json --num_classes 3 [--base_dir DIR]
+    python -m monai_nacl.data check datalist.json --num_classes 3 [--base_dir DIR] [--in_channels 1] [--image_dims 3]
 
 Exit status: 0 on success, 1 when ``check`` finds problems, 2 on a usage or input error.
 """
@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--num_classes", type=int, required=True, help="number of classes including background")
     check.add_argument("--base_dir", type=Path, default=None, help="folder of relative paths (default: the JSON's)")
     check.add_argument("--sections", default=None, help="comma list of sections (default: all present)")
+    check.add_argument(
+        "--in_channels", type=int, default=1, help="image channels per case the network takes (the bundles: 1)"
+    )
+    check.add_argument(
+        "--image_dims", type=int, default=3, choices=(2, 3), help="spatial axes of an image (the bundles read 3D)"
+    )
     return parser
 
 
@@ -132,7 +138,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {path}: " + ", ".join(f"{len(data[s])} {s}" for s in SECTIONS))
     else:
         sections = None if args.sections is None else [s.strip() for s in args.sections.split(",") if s.strip()]
-        problems = check_datalist(args.datalist, args.num_classes, base_dir=args.base_dir, sections=sections)
+        problems = check_datalist(
+            args.datalist,
+            args.num_classes,
+            base_dir=args.base_dir,
+            sections=sections,
+            in_channels=args.in_channels,
+            image_dims=args.image_dims,
+        )
         for problem in problems:
             print(problem)
         if problems:

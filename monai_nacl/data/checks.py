@@ -1,11 +1,18 @@
 """Checks of a datalist before training, or of the cases of an evaluation or inference run: every file there,
-readable, consistent, and labels in range.
+readable, consistent, of the shape the bundles take (single-channel 3D volumes), and labels in range.
 
 Reads with nibabel (headers and arrays; no MONAI transforms), so a bundle can run the check at start-up.
+
+``num_classes`` against the labels: a label value ``>= num_classes`` cannot be trained (the loss has no channel for
+it) and is a problem of its case. The reverse, ``num_classes`` above ``max training label + 1``, is possible (a class
+that this split happens to miss) but usually a mistake (its output channel is never trained and its Dice is
+undefined), so :func:`check_datalist` logs it as a warning naming both numbers, and does not reject the datalist.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,11 +25,26 @@ from monai.config import PathLike
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from monai_nacl.data.files import SECTIONS, case_id, first_image, read_datalist
+from monai_nacl.data.files import SECTIONS, case_id, datalist_base_dir, first_image, read_datalist
 
 __all__ = ["DataProblem", "check_cases", "check_datalist"]
 
+logger = logging.getLogger(__name__)
+
 AFFINE_TOLERANCE_MM = 1e-3
+IMAGE_DIMS = 3
+"""The images every bundle reads: 3D volumes (the 2D bundle trains on their slices)."""
+
+
+@dataclass(frozen=True)
+class _ImageSpec:
+    """What the network reads: images of ``dims`` spatial axes (each > 1) and ``channels`` channels per case
+    (``None``: any number), the channels on the axes after the spatial ones or one file per channel."""
+
+    dims: int
+    channels: int | None
+
+
 _READ_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error)
 
 
@@ -69,11 +91,13 @@ def _spatial(shape: Sequence[int]) -> tuple[int, ...]:
 class _CaseChecker:
     """Collects the problems of one datalist entry."""
 
-    def __init__(self, where: str, base_dir: Path, num_classes: int) -> None:
+    def __init__(self, where: str, base_dir: Path, num_classes: int, spec: _ImageSpec) -> None:
         self.where = where
         self.base_dir = base_dir
         self.num_classes = num_classes
+        self.spec = spec
         self.problems: list[DataProblem] = []
+        self.highest_label: int | None = None
 
     def report(self, file: str, problem: str, value: Any, fix: str) -> None:
         self.problems.append(DataProblem(self.where, file, problem, str(value), fix))
@@ -138,6 +162,48 @@ class _CaseChecker:
                 "remove the case from the datalist or re-export the image",
             )
 
+    def check_volume(self, file: str, volume: _Volume) -> int:
+        """The image must have ``spec.dims`` spatial axes, each > 1 (a 3D volume ``(X, Y, Z)`` for the bundles), the
+        channels on the axes after them; returns its number of channels (the product of those axes)."""
+        shape, dims = volume.shape, self.spec.dims
+        volume_words = "3D volume (X, Y, Z)" if dims == 3 else f"{dims}D image"
+        if len(shape) < dims:
+            self.report(
+                file,
+                f"image is {len(shape)}D, expected {dims}D",
+                f"shape {shape}",
+                f"save the case as one {volume_words} with all its slices"
+                + (" (the bundles read 3D volumes; the 2D bundle trains on their slices)" if dims == 3 else ""),
+            )
+            return 1
+        if min(shape[:dims]) == 1:
+            self.report(
+                file,
+                f"image has a single slice, expected {dims}D",
+                f"shape {shape}",
+                f"stack the slices of the case into one {volume_words} and save it as one file",
+            )
+        return math.prod(shape[dims:])
+
+    def check_channels(self, files: Sequence[str], channels: int) -> None:
+        """All image files of the case together must give the network's ``in_channels``."""
+        expected = self.spec.channels
+        if expected is None or channels == expected:
+            return
+        if len(files) == 1:
+            fix = (
+                f"give one single-channel 3D volume per case (e.g. keep one channel of the {channels}-channel file: "
+                f"nibabel image.slicer[..., 0]) or train a network with {channels} input channels "
+                f"(--network_def#in_channels {channels})"
+            )
+        else:
+            fix = (
+                f"list {expected} image file(s) per case or train a network with {channels} input channels "
+                f"(--network_def#in_channels {channels})"
+            )
+        value = f"{channels} channel(s) in {len(files)} file(s), the network takes {expected}"
+        self.report(files[0], "wrong number of image channels", value, fix)
+
     def check_grid(self, file: str, volume: _Volume, reference_file: str, reference: _Volume) -> None:
         """``volume`` must lie on the grid of ``reference``: same shape (``reference`` may have one more, channel,
         axis at the end) and same affine."""
@@ -177,6 +243,8 @@ class _CaseChecker:
                 )
                 return
         values, counts = np.unique(data, return_counts=True)
+        if values.size:
+            self.highest_label = int(values.max())
         outside = (values < 0) | (values >= self.num_classes)
         if outside.any():
             found = ", ".join(f"{v:g} ({c} voxels)" for v, c in zip(values[outside][:5], counts[outside][:5]))
@@ -201,11 +269,11 @@ class _CaseChecker:
         self.check_grid(file, _Volume(volume.shape[:-1], volume.affine, None), label_file, label)
 
 
-def _check_entry(entry: Any, where: str, base_dir: Path, num_classes: int) -> list[DataProblem]:
-    checker = _CaseChecker(where, base_dir, num_classes)
+def _check_entry(entry: Any, where: str, base_dir: Path, num_classes: int, spec: _ImageSpec) -> _CaseChecker:
+    checker = _CaseChecker(where, base_dir, num_classes, spec)
     if not isinstance(entry, Mapping) or "image" not in entry:
         checker.report("", "entry has no 'image'", repr(entry)[:80], "write each case as {'image': ..., 'label': ...}")
-        return checker.problems
+        return checker
     image_files = entry["image"] if isinstance(entry["image"], list) else [entry["image"]]
     if not image_files:
         checker.report("", "empty 'image' list", "[]", "list at least one image file")
@@ -215,6 +283,8 @@ def _check_entry(entry: Any, where: str, base_dir: Path, num_classes: int) -> li
         if volume is not None:
             checker.check_intensities(file, volume)
             images.append((file, volume))
+    if images and len(images) == len(image_files):
+        checker.check_channels(image_files, sum(checker.check_volume(file, volume) for file, volume in images))
     for file, volume in images[1:]:
         checker.check_grid(file, volume, images[0][0], images[0][1])
     label = None
@@ -228,18 +298,28 @@ def _check_entry(entry: Any, where: str, base_dir: Path, num_classes: int) -> li
         soft = checker.read(entry["soft_label"], "soft_label", with_data=False)
         if soft is not None and label is not None:
             checker.check_soft_label(entry["soft_label"], soft, entry["label"], label)
-    return checker.problems
+    return checker
 
 
 def _check_section(
-    cases: Sequence[Any], section: str, base_dir: Path, num_classes: int, first_seen: dict[Path, str]
-) -> list[list[DataProblem]]:
-    """The problems of each case of one section; ``first_seen`` (image path -> where) spans the sections."""
+    cases: Sequence[Any],
+    section: str,
+    base_dir: Path,
+    num_classes: int,
+    spec: _ImageSpec,
+    first_seen: dict[Path, str],
+) -> tuple[list[list[DataProblem]], int | None]:
+    """The problems of each case of one section, and the highest label value read in it (``None``: no label read);
+    ``first_seen`` (image path -> where) spans the sections."""
     per_case = []
+    highest: int | None = None
     for index, entry in enumerate(cases):
         first = first_image(entry)
         where = f"{section}[{index}]" + (f" {case_id(first)}" if isinstance(first, str) else "")
-        problems = _check_entry(entry, where, base_dir, num_classes)
+        checker = _check_entry(entry, where, base_dir, num_classes, spec)
+        problems = checker.problems
+        if checker.highest_label is not None:
+            highest = checker.highest_label if highest is None else max(highest, checker.highest_label)
         if isinstance(first, str):
             resolved = (base_dir / first).resolve()
             if resolved in first_seen:
@@ -254,7 +334,7 @@ def _check_section(
                 )
             first_seen.setdefault(resolved, where)
         per_case.append(problems)
-    return per_case
+    return per_case, highest
 
 
 def _require_num_classes(num_classes: Any) -> int:
@@ -263,8 +343,24 @@ def _require_num_classes(num_classes: Any) -> int:
     return int(num_classes)
 
 
+def _image_spec(image_dims: Any, in_channels: Any) -> _ImageSpec:
+    if isinstance(image_dims, bool) or image_dims not in (2, 3):
+        raise ValueError(f"image_dims={image_dims!r}: give 3 (volumes, what the bundles read) or 2.")
+    if in_channels is not None and (
+        isinstance(in_channels, bool) or not isinstance(in_channels, (int, np.integer)) or in_channels < 1
+    ):
+        raise ValueError(f"in_channels={in_channels!r}: give the network's number of input channels, e.g. 1.")
+    return _ImageSpec(int(image_dims), None if in_channels is None else int(in_channels))
+
+
 def check_cases(
-    cases: Sequence[Any], num_classes: int, base_dir: PathLike | None = None, section: str = "cases"
+    cases: Sequence[Any],
+    num_classes: int,
+    base_dir: PathLike | None = None,
+    section: str = "cases",
+    *,
+    in_channels: int | None = 1,
+    image_dims: int = IMAGE_DIMS,
 ) -> list[list[DataProblem]]:
     """Check each case of one list (a datalist section, or the inputs of an inference run); see :func:`check_datalist`.
 
@@ -273,16 +369,19 @@ def check_cases(
         num_classes: number of classes including background (for the label values).
         base_dir: folder that relative paths start from; default: the working directory.
         section: name of the list in the problems' ``case`` (``"test[3] case_003"``).
+        in_channels: channels the network takes, counted over the image file(s) of a case (``None``: any number).
+        image_dims: spatial axes of an image file (3: volumes, what the bundles read).
 
     Returns:
         One list of problems per case, in the order of ``cases`` (an empty list: the case is fine). An image
         listed twice is reported at its second occurrence.
 
     Raises:
-        ValueError: if ``num_classes`` is not a positive integer.
+        ValueError: if ``num_classes`` or ``in_channels`` is not a positive integer, or ``image_dims`` not 2 or 3.
     """
     base = Path.cwd() if base_dir is None else Path(base_dir)
-    return _check_section(cases, section, base, _require_num_classes(num_classes), {})
+    spec = _image_spec(image_dims, in_channels)
+    return _check_section(cases, section, base, _require_num_classes(num_classes), spec, {})[0]
 
 
 def check_datalist(
@@ -290,42 +389,58 @@ def check_datalist(
     num_classes: int,
     base_dir: PathLike | None = None,
     sections: Iterable[str] | None = None,
+    *,
+    required_sections: Iterable[str] = (),
+    in_channels: int | None = 1,
+    image_dims: int = IMAGE_DIMS,
 ) -> list[DataProblem]:
     """Check every case of an MSD-style datalist and return the problems found (empty list: all good).
 
     Per case: the image file(s), label and soft label exist and are readable NIfTI (header, then the whole
     data, so a truncated ``.nii.gz`` is caught; soft labels are checked by header only, to keep this fast);
-    images are real-valued, finite and not constant; the channels of a multi-file image, the label and the
-    soft label share the image's spatial shape and affine (within 1e-3 mm); labels are integers in
-    ``[0, num_classes)``; a soft label has shape ``(*label shape, num_classes)``. Across the datalist: the
-    requested sections exist and are lists, and no image is listed twice (within or across sections).
+    images are real-valued, finite, not constant, of ``image_dims`` spatial axes each > 1 (3D volumes by default: a
+    2D image or a single slice is rejected) with ``in_channels`` channels over the case's file(s) (axes after the
+    spatial ones count as channels: a 4D file ``(X, Y, Z, C)`` has ``C``); the files of a
+    multi-file image, the label and the soft label share the image's spatial shape and affine (within 1e-3 mm);
+    labels are integers in ``[0, num_classes)``; a soft label has shape ``(*label shape, num_classes)``. Across the
+    datalist: the checked sections exist and are lists, the datalist holds at least one case, the explicitly
+    named and the required sections hold at least one case each, and no image is listed twice (within or across
+    sections). ``num_classes`` above the highest training label + 1 is logged as a warning (a class this split
+    lacks, or a wrong ``--num_classes``), not reported as a problem.
 
     Args:
         datalist: path of the JSON file, or the loaded dictionary.
         num_classes: number of classes including background.
-        base_dir: folder that relative paths start from; default: the datalist's folder (or the working
-            directory for a dictionary).
+        base_dir: folder that relative paths start from; default: :func:`~monai_nacl.data.datalist_base_dir`
+            (the datalist's folder, or the working directory for a dictionary).
         sections: keys to check; default: whichever of ``training``, ``validation``, ``test`` are present.
+        required_sections: keys that must be present and hold at least one case (checked too); a training bundle
+            needs ``("training", "validation")``.
+        in_channels: channels the network takes (``None``: any number; the shipped bundles take 1).
+        image_dims: spatial axes of an image file (3: volumes, what the bundles read; 2 for 2D image sets).
 
     Raises:
-        ValueError: if ``num_classes`` is not a positive integer.
+        ValueError: if ``num_classes`` or ``in_channels`` is not a positive integer, or ``image_dims`` not 2 or 3.
     """
-    num_classes = _require_num_classes(num_classes)
+    num_classes, spec = _require_num_classes(num_classes), _image_spec(image_dims, in_channels)
     name = "datalist" if isinstance(datalist, Mapping) else str(datalist)
     try:
         data = read_datalist(datalist)
     except ValueError as error:
         fix = "check the path, or write the datalist again (python -m monai_nacl.data datalist ...)"
         return [DataProblem("datalist", name, "cannot read the datalist", str(error).split(";")[0], fix)]
-    if base_dir is None:
-        base_dir = Path.cwd() if isinstance(datalist, Mapping) else Path(datalist).parent
-    base_dir = Path(base_dir)
-    problems: list[DataProblem] = []
+    base_dir = datalist_base_dir(datalist, base_dir)
+    sections = None if sections is None else list(sections)
+    required = list(dict.fromkeys([*(sections or ()), *required_sections]))
     if sections is None:
         sections = [s for s in SECTIONS if s in data]
-        if not sections:
+        if not sections and not required:
             fix = "write the cases under 'training', 'validation' and 'test' (python -m monai_nacl.data datalist)"
             return [DataProblem("datalist", name, "no case lists", f"keys {sorted(data)}", fix)]
+    sections = list(dict.fromkeys([*sections, *required]))
+    problems: list[DataProblem] = []
+    empty: list[str] = []
+    highest_training: int | None = None
     first_seen: dict[Path, str] = {}
     for section in sections:
         cases = data.get(section)
@@ -340,6 +455,38 @@ def check_datalist(
                 )
             )
             continue
-        for case_problems in _check_section(cases, section, base_dir, num_classes, first_seen):
+        if not cases:
+            empty.append(section)
+        per_case, highest = _check_section(cases, section, base_dir, num_classes, spec, first_seen)
+        for case_problems in per_case:
             problems += case_problems
+        if section == "training":
+            highest_training = highest
+    if empty and not any(isinstance(data.get(s), list) and data[s] for s in {*SECTIONS, *sections}):
+        fix = "list the cases under 'training', 'validation' and 'test' (python -m monai_nacl.data datalist ...)"
+        problems.append(DataProblem("datalist", name, "the datalist holds no case", f"empty sections {empty}", fix))
+    else:
+        for section in (s for s in empty if s in required):
+            problems.append(
+                DataProblem(
+                    "datalist",
+                    name,
+                    f"section '{section}' holds no case",
+                    "[]",
+                    f"move some cases into '{section}' (the bundles train on 'training' and choose their checkpoint "
+                    "on 'validation'), e.g. write the datalist again with python -m monai_nacl.data datalist --split "
+                    "0.7,0.15,0.15",
+                )
+            )
+    if highest_training is not None and num_classes > highest_training + 1:
+        logger.warning(
+            "%s: num_classes is %d but the training labels go up to %d only: class(es) %s never occur in training, "
+            "so their output channels are not trained and their Dice is undefined; set --num_classes %d unless this "
+            "split is meant to lack them.",
+            name,
+            num_classes,
+            highest_training,
+            list(range(highest_training + 1, num_classes)),
+            highest_training + 1,
+        )
     return problems

@@ -16,7 +16,15 @@ import nibabel as nib
 import numpy as np
 from monai.config import PathLike
 
-__all__ = ["build_atomically", "case_id", "first_image", "read_datalist", "save_nifti", "write_json"]
+__all__ = [
+    "build_atomically",
+    "case_id",
+    "datalist_base_dir",
+    "first_image",
+    "read_datalist",
+    "save_nifti",
+    "write_json",
+]
 
 SECTIONS = ("training", "validation", "test")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -90,6 +98,15 @@ def read_datalist(datalist: PathLike | Mapping[str, Any]) -> dict[str, Any]:
         f"datalist {path} holds a JSON {type(data).__name__}, expected an object with 'training', "
         "'validation' and 'test' lists."
     )
+
+
+def datalist_base_dir(datalist: PathLike | Mapping[str, Any], dataset_dir: PathLike | None = None) -> Path:
+    """The folder a datalist's relative paths start from: ``dataset_dir`` when given, else the folder of the
+    datalist file (the working directory for an already loaded mapping), as ``monai.data.load_decathlon_datalist``
+    resolves them with ``base_dir=None``; so the bundles' ``dataset_dir: null`` means "beside the datalist"."""
+    if dataset_dir is not None:
+        return Path(dataset_dir)
+    return Path.cwd() if isinstance(datalist, Mapping) else Path(datalist).parent
 
 
 @contextmanager

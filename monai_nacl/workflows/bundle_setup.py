@@ -126,37 +126,65 @@ def select_loss(losses: Mapping[str, torch.nn.Module], loss_name: str) -> torch.
     return losses[loss_name]
 
 
+class DataCheckFailed(SystemExit):
+    """The start-up data check found problems: the message ends with one line per problem.
+
+    A ``SystemExit``, not a ``ValueError``: ``monai.bundle run`` wraps every ``Exception`` raised by a config
+    expression in a ``RuntimeError`` and Python prints the chained tracebacks, which buried the list of bad cases
+    30 lines above the end of the output. A ``SystemExit`` passes through MONAI untouched, and the interpreter prints
+    its message, and nothing else, to stderr and exits with status 1. Catch it (or ``SystemExit``) to handle the
+    failure in-process; :attr:`problems` holds the list.
+    """
+
+    def __init__(self, message: str, problems: Sequence[object]) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
 def require_valid_datalist(
-    datalist: PathLike, num_classes: int, base_dir: PathLike | None = None, enabled: bool | str = True
+    datalist: PathLike,
+    num_classes: int,
+    base_dir: PathLike | None = None,
+    enabled: bool | str = True,
+    in_channels: int = 1,
+    required_sections: Sequence[str] = ("training", "validation"),
 ) -> str:
     """Run the data check on a datalist before training and stop with a readable report.
 
-    The checks themselves are ``monai_nacl.data.check_datalist`` (files exist, images and labels share
-    shape and affine, labels are integers in ``[0, num_classes)``, the splits are present...).
+    The checks themselves are ``monai_nacl.data.check_datalist`` (files exist, images are single-channel 3D
+    volumes, images and labels share shape and affine, labels are integers in ``[0, num_classes)``, the training
+    and validation splits hold cases...).
 
     Args:
         datalist: MSD-style JSON with ``training``/``validation``/``test`` lists of ``{"image", "label"}``.
         num_classes: number of classes including background (the bundle's ``num_classes``).
-        base_dir: folder the datalist's relative paths start from (the bundle's ``dataset_dir``).
+        base_dir: folder the datalist's relative paths start from (the bundle's ``dataset_dir``); ``None``: the
+            datalist's folder.
         enabled: ``False`` skips the check (``--check_data false``; read with :func:`as_flag`).
+        in_channels: image channels per case the network takes (the bundle's ``network_def#in_channels``).
+        required_sections: splits that must be present and hold cases (training needs both of the default).
 
     Returns:
         ``datalist`` as a string, so a config can chain on it.
 
     Raises:
-        ValueError: listing every problem found, with the way to skip the check.
+        DataCheckFailed: a ``SystemExit`` whose message is a summary line followed by one line per problem
+            (``<case>: <file>: <problem>: <value>; fix: <fix>``), so the problems are the last lines of the output.
     """
     if as_flag(enabled, "check_data"):
-        from monai_nacl.data import check_datalist
+        from monai_nacl.data import check_datalist, datalist_base_dir
 
-        problems = check_datalist(datalist, num_classes, base_dir=base_dir)
+        problems = check_datalist(
+            datalist, num_classes, base_dir=base_dir, required_sections=required_sections, in_channels=in_channels
+        )
         if problems:
-            report = "\n".join(f"  - {p}" for p in problems)
-            raise ValueError(
-                f"the data check of {os.fspath(datalist)} (base_dir={base_dir}, num_classes={num_classes}) found "
-                f"{len(problems)} problem(s):\n{report}\nFix the datalist or the files, set --num_classes to "
-                "the number of label values, or skip the check with --check_data false."
+            folder = datalist_base_dir(datalist, base_dir)
+            header = (
+                f"the data check of {os.fspath(datalist)} (relative paths from {folder}, num_classes={num_classes}, "
+                f"in_channels={in_channels}) found {len(problems)} problem(s); fix the datalist or the files (or "
+                "--dataset_dir, --num_classes), or skip the check with --check_data false:"
             )
+            raise DataCheckFailed("\n".join([header, *map(str, problems)]), problems)
     return os.fspath(datalist)
 
 

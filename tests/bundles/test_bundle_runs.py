@@ -139,7 +139,7 @@ def test_data_check_stops_with_a_report(tmp_path: Path, synthetic_3d: tuple[str,
     broken["training"][0]["label"] = "no_such_label.nii.gz"
     broken_path = tmp_path / "broken.json"
     broken_path.write_text(json.dumps(broken))
-    with pytest.raises(Exception) as info:
+    with pytest.raises(SystemExit) as info:  # DataCheckFailed: no traceback (tests/bundles/test_start_up_failure.py)
         run_bundle("unet3d_nacl", ["train.yaml"], dataset_dir=dataset_dir, datalist=str(broken_path),
                    output_dir=str(tmp_path), ckpt_dir=str(tmp_path / "models"))  # fmt: skip
     chain, error = [], info.value

@@ -153,12 +153,85 @@ def test_multichannel_image_and_soft_label(dataset: tuple[Path, dict], write_nif
         "label": "lab/c0.nii.gz",
         "soft_label": "soft/c0.nii.gz",
     }
-    problems = check_datalist(data, 3, base_dir=folder, sections=["training"])
+    data["training"] = data["training"][:1]
+    problems = check_datalist(data, 3, base_dir=folder, sections=["training"], in_channels=2)
     assert [(p.file, p.problem) for p in problems] == [
         ("img/c0_t2.nii.gz", "shape differs from img/c0.nii.gz"),
         ("soft/c0.nii.gz", "soft label shape is not (*label shape, num_classes)"),
     ]
     assert problems[1].value == "(8, 9, 10, 2) vs (8, 9, 10, 3)"
+    # the bundles' networks take one channel: two files per case are refused by default
+    channels = check_datalist(data, 3, base_dir=folder, sections=["training"])[0]
+    assert channels.problem == "wrong number of image channels" and channels.file == "img/c0.nii.gz"
+    assert channels.value == "2 channel(s) in 2 file(s), the network takes 1"
+    assert "--network_def#in_channels 2" in channels.fix
+
+
+def test_images_must_be_single_channel_3d_volumes(dataset: tuple[Path, dict], write_nifti: Callable[..., Path]) -> None:
+    """A 4D two-channel file, a 2D image and a single-slice volume (each with a label on its grid) are refused with
+    their shapes; ``in_channels`` follows the network, ``None`` accepts any number."""
+    folder, data = dataset
+    rng = np.random.default_rng(2)
+    write_nifti(folder / "img/c0.nii.gz", rng.random((*SHAPE, 2)).astype(np.float32))
+    write_nifti(folder / "img/c1.nii.gz", rng.random(SHAPE[:2]).astype(np.float32))
+    write_nifti(folder / "lab/c1.nii.gz", np.zeros(SHAPE[:2], dtype=np.uint8))
+    write_nifti(folder / "img/c2.nii.gz", rng.random((*SHAPE[:2], 1)).astype(np.float32))
+    write_nifti(folder / "lab/c2.nii.gz", np.zeros((*SHAPE[:2], 1), dtype=np.uint8))
+    problems = check_datalist(folder / "datalist.json", 3)
+    assert [(p.case, p.file, p.problem, p.value) for p in problems] == [
+        ("training[0] c0", "img/c0.nii.gz", "wrong number of image channels",
+         "2 channel(s) in 1 file(s), the network takes 1"),
+        ("training[1] c1", "img/c1.nii.gz", "image is 2D, expected 3D", "shape (8, 9)"),
+        ("validation[0] c2", "img/c2.nii.gz", "image has a single slice, expected 3D", "shape (8, 9, 1)"),
+    ]  # fmt: skip
+    assert "slicer[..., 0]" in problems[0].fix and "--network_def#in_channels 2" in problems[0].fix
+    assert "3D volume (X, Y, Z)" in problems[1].fix and "stack the slices" in problems[2].fix
+    four_d = [data["training"][0]]
+    assert check_cases(four_d, 3, base_dir=folder, in_channels=2) == [[]]
+    assert check_cases(four_d, 3, base_dir=folder, in_channels=None) == [[]]
+    with pytest.raises(ValueError, match="in_channels=0"):
+        check_cases(four_d, 3, base_dir=folder, in_channels=0)
+    # 2D image sets (image_dims=2): the 2D image is fine, the volumes now have too many channels
+    flat = check_cases(data["training"], 3, base_dir=folder, image_dims=2)
+    assert flat[1] == [] and flat[0][0].value == "20 channel(s) in 1 file(s), the network takes 1"
+    with pytest.raises(ValueError, match="image_dims=4"):
+        check_cases(four_d, 3, base_dir=folder, image_dims=4)
+
+
+def test_empty_datalist_and_empty_splits(dataset: tuple[Path, dict]) -> None:
+    folder, data = dataset
+    empty = _only(check_datalist({"training": [], "validation": [], "test": []}, 3))
+    assert (empty.case, empty.problem) == ("datalist", "the datalist holds no case")
+    assert empty.value == "empty sections ['training', 'validation', 'test']"
+    # an empty test split is a datalist without a test set; a split a training run needs is not optional
+    no_validation = {**data, "validation": [], "test": []}
+    assert check_datalist(no_validation, 3, base_dir=folder) == []
+    problem = _only(check_datalist(no_validation, 3, base_dir=folder, required_sections=("training", "validation")))
+    assert problem.problem == "section 'validation' holds no case" and "--split" in problem.fix
+    missing = check_datalist({"training": data["training"]}, 3, base_dir=folder, required_sections=["validation"])
+    assert [p.problem for p in missing] == ["section 'validation' is missing or not a list"]
+    assert _only(check_datalist(no_validation, 3, base_dir=folder, sections=["test"])).problem == (
+        "section 'test' holds no case"
+    )
+
+
+def test_num_classes_above_the_training_labels_is_a_warning(
+    dataset: tuple[Path, dict], write_nifti: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Labels >= num_classes are a problem (above); num_classes > max training label + 1 is possible (a class this
+    split lacks) but suspicious: logged with both numbers, the datalist still accepted."""
+    folder, _ = dataset
+    for index in (0, 1):
+        write_nifti(folder / f"lab/c{index}.nii.gz", (np.arange(np.prod(SHAPE)).reshape(SHAPE) % 2).astype(np.uint8))
+    with caplog.at_level("WARNING", logger="monai_nacl.data.checks"):
+        assert check_datalist(folder / "datalist.json", 3) == []
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "num_classes is 3 but the training labels go up to 1 only" in message and "--num_classes 2" in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="monai_nacl.data.checks"):
+        assert check_datalist(folder / "datalist.json", 2, sections=["training"]) == []
+    assert not caplog.records
 
 
 def test_command_line(
@@ -178,3 +251,16 @@ def test_command_line(
     assert lines[0].startswith("validation[0] c2: lab/c2.nii.gz: label values outside [0, 3): 7 (1 voxels); fix: ")
     assert lines[1].startswith("test[0] c3: img/c3.nii.gz: unreadable NIfTI header: ") and "fix: " in lines[1]
     assert "2 problem(s) in 2 case(s)" in captured.err
+
+
+def test_command_line_in_channels(
+    dataset: tuple[Path, dict], write_nifti: Callable[..., Path], capsys: pytest.CaptureFixture
+) -> None:
+    """``check`` refuses a two-channel 4D image for the bundles' one-channel networks, and accepts it with
+    ``--in_channels 2`` (where every case then needs two channels)."""
+    folder, data = dataset
+    write_nifti(folder / "img/c0.nii.gz", np.random.default_rng(3).random((*SHAPE, 2)).astype(np.float32))
+    (folder / "one.json").write_text(json.dumps({"training": data["training"][:1]}))
+    assert main(["check", str(folder / "one.json"), "--num_classes", "3"]) == 1
+    assert "wrong number of image channels: 2 channel(s) in 1 file(s)" in capsys.readouterr().out
+    assert main(["check", str(folder / "one.json"), "--num_classes", "3", "--in_channels", "2"]) == 0

@@ -121,7 +121,7 @@ def test_brats_layout_stacks_four_modalities(tmp_path: Path, write_nifti: Writer
     path = make_datalist("brats", root, root / "datalist.json", fractions=(0.5, 0.3, 0.2))
     entry = json.loads(Path(path).read_text())["training"][0]
     assert isinstance(entry["image"], list) and len(entry["image"]) == 4 and entry["image"][0].startswith("BraTS_")
-    problems = check_datalist(path, 4)
+    problems = check_datalist(path, 4, in_channels=4)  # four modalities, one file each
     assert {p.problem for p in problems} == {"label values outside [0, 4)"} and len(problems) == 4
     assert problems[0].value == "4 (1 voxels)" and "4 -> 3" in problems[0].fix
     (root / "BraTS_00001" / f"BraTS_00001{separator}{names[1]}.nii.gz").unlink()

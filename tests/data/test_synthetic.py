@@ -22,7 +22,7 @@ def test_layout_labels_and_soft_labels(tmp_path: Path, spatial_dims: int, num_cl
     path = make_synthetic_dataset(tmp_path, num_cases=6, spatial_dims=spatial_dims, size=32, num_classes=num_classes)
     data = json.loads(Path(path).read_text())
     assert [len(data[s]) for s in ("training", "validation", "test")] == [4, 1, 1]
-    assert check_datalist(path, num_classes) == []
+    assert check_datalist(path, num_classes, image_dims=spatial_dims) == []
     seen = set()
     for entry in data["training"] + data["validation"] + data["test"]:
         image, label = _load(tmp_path, entry["image"]), _load(tmp_path, entry["label"])
