@@ -52,7 +52,7 @@ __all__ = [
 REGIONS = ("all", "foreground")
 """Voxels the NLL is taken over: every voxel (the standard fit) or the ground-truth foreground (label != 0)."""
 
-DEFAULT_PATCH_SIZE = {2: (64, 64), 3: (32, 32, 32)}
+DEFAULT_PATCH_SIZE = {2: (64, 64), 3: (24, 24, 24)}
 """Patch size of the ``lts`` fit per spatial dimension of the calibrator."""
 
 
@@ -387,7 +387,7 @@ def sample_calibration_set(
         method: ``ts`` / ``vector`` (voxels) or ``lts`` (patches).
         region: ``all`` voxels or ``foreground`` (label != 0) counted in the NLL.
         max_voxels_per_case: ``ts`` / ``vector``: voxels drawn uniformly without replacement per case.
-        patch_size: ``lts``: patch size (default 64x64 for a 2D and 32^3 for a 3D calibrator), clipped to the
+        patch_size: ``lts``: patch size (default 64x64 for a 2D and 24^3 for a 3D calibrator), clipped to the
             volume; a 2D size on 3D volumes cuts one-slice patches along ``slice_axis``.
         patches_per_case: ``lts``: patches per case.
         spatial_dims: ``lts``: the calibrator's spatial dimension (default: the volumes').
@@ -413,15 +413,18 @@ def sample_calibration_set(
 
 
 def _patch_nll(calibrator: Calibrator, patches: Sequence[CalibrationPatch], device: torch.device) -> torch.Tensor:
-    """Mean NLL of the calibrated softmax over the counted voxels of ``patches``."""
+    """Mean NLL of the calibrated softmax over the counted voxels of ``patches`` (patches of one shape stacked)."""
+    groups: dict[tuple, list[CalibrationPatch]] = {}
+    for patch in patches:
+        groups.setdefault((tuple(patch.logits.shape), patch.mask is None, patch.image is None), []).append(patch)
     total = torch.zeros((), device=device)
     count = 0
-    for patch in patches:
-        image = None if patch.image is None else patch.image[None].to(device)
-        calibrated = calibrator(patch.logits[None].to(device), image)
-        nll = F.cross_entropy(calibrated, patch.labels[None].to(device), reduction="none")[0]
-        if patch.mask is not None:
-            nll = nll[patch.mask.to(device)]
+    for group in groups.values():
+        image = None if group[0].image is None else torch.stack([p.image for p in group]).to(device)
+        calibrated = calibrator(torch.stack([p.logits for p in group]).to(device), image)
+        nll = F.cross_entropy(calibrated, torch.stack([p.labels for p in group]).to(device), reduction="none")
+        if group[0].mask is not None:
+            nll = nll[torch.stack([p.mask for p in group]).to(device)]
         total = total + nll.sum()
         count += nll.numel()
     return total / max(count, 1)

@@ -107,7 +107,7 @@ def fit_and_save(
             network as given.
         region: ``all`` voxels (the standard fit) or ``foreground`` (label != 0) in the NLL.
         max_voxels_per_case: ``ts`` / ``vector``: voxels sampled per validation case.
-        patch_size: ``lts``: patch size (default 64x64 for a 2D calibrator, 32^3 for 3D).
+        patch_size: ``lts``: patch size (default 64x64 for a 2D calibrator, 24^3 for 3D).
         patches_per_case: ``lts``: patches cut per validation case.
         spatial_dims: ``lts``: 2 or 3 (default: the logits'); 2 on 3D volumes calibrates slice by slice.
         use_image: ``lts``: feed the image to the temperature network beside the logits.

@@ -13,6 +13,7 @@ from scipy.special import logsumexp
 
 from monai_nacl.calibration import (
     LocalTemperatureScaling,
+    calibration_report,
     fit_calibrator,
     fit_temperature,
     fit_vector_temperatures,
@@ -144,3 +145,29 @@ def test_2d_local_temperature_slices_3d_volumes():
     torch.testing.assert_close(module(z, image), expected)
     with pytest.raises(ValueError, match="image"):
         module(z)
+
+
+def reference_ece(logits: torch.Tensor, labels: torch.Tensor, num_bins: int = 15) -> float:
+    """Top-label ECE in NumPy: equal-width (lower, upper] bins, |sum(conf - correct)| per bin over N."""
+    z = logits.double().numpy()
+    p = np.exp(z - logsumexp(z, axis=1, keepdims=True))
+    conf, correct = p.max(axis=1), (p.argmax(axis=1) == labels.numpy()).astype(np.float64)
+    index = np.clip(np.ceil(conf * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
+    gaps = np.bincount(index, weights=conf - correct, minlength=num_bins)
+    return float(np.abs(gaps).sum() / len(conf))
+
+
+def test_fit_report_against_references_on_many_voxels():
+    gen = torch.Generator().manual_seed(4)
+    z = torch.randn(1, 3, 300_000, generator=gen) * 3  # more voxels than one chunk of the metrics' statistics
+    y = torch.multinomial(torch.softmax(z[0].T / 2.0, 1), 1, generator=gen)[:, 0][None]
+    data = sample_calibration_set([(z, y)], "ts", max_voxels_per_case=300_000)
+    calibrator = fit_calibrator("ts", data)
+    report = calibration_report(calibrator, data)
+    flat, labels = z[0].T, y[0]
+    assert report["voxels"] == 300_000 and report["cases"] == 1
+    assert math.isclose(report["nll_before"], grid_nll(flat.double(), labels, 1.0), rel_tol=1e-9)
+    assert math.isclose(report["nll_after"], grid_nll(flat.double(), labels, calibrator.value), rel_tol=1e-9)
+    assert math.isclose(report["ece_before"], reference_ece(flat, labels), abs_tol=1e-9)
+    assert math.isclose(report["ece_after"], reference_ece(flat / calibrator.value, labels), abs_tol=1e-9)
+    assert report["ece_after"] < report["ece_before"] / 3
