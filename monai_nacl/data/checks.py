@@ -190,7 +190,7 @@ class _CaseChecker:
         expected = self.spec.channels
         if expected is None or channels == expected:
             return
-        if len(files) == 1:
+        if len(files) == 1 and expected == 1:
             fix = (
                 f"give one single-channel 3D volume per case (e.g. keep one channel of the {channels}-channel file: "
                 f"nibabel image.slicer[..., 0]) or train a network with {channels} input channels "
@@ -198,8 +198,8 @@ class _CaseChecker:
             )
         else:
             fix = (
-                f"list {expected} image file(s) per case or train a network with {channels} input channels "
-                f"(--network_def#in_channels {channels})"
+                f"list {expected} image file(s) per case, one per channel (a 4D file counts its channels), or train a "
+                f"network with {channels} input channel(s) (--network_def#in_channels {channels})"
             )
         value = f"{channels} channel(s) in {len(files)} file(s), the network takes {expected}"
         self.report(files[0], "wrong number of image channels", value, fix)
