@@ -57,6 +57,8 @@ class ApplyCalibrationd(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        if isinstance(method_override, str):
+            method_override = method_override.strip().lower()
         choices = [None, AUTO, NONE, *CALIBRATORS]
         if method_override not in choices:
             raise ValueError(

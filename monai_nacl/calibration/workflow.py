@@ -24,6 +24,7 @@ from monai_nacl.calibration.fitting import (
     sample_calibration_set,
 )
 from monai_nacl.calibration.io import save_calibration
+from monai_nacl.workflows.bundle_setup import as_flag
 
 __all__ = ["collect_logits", "fit_and_save", "load_weights"]
 
@@ -123,6 +124,7 @@ def fit_and_save(
     """
     check_method(method)
     device = torch.device(device)
+    amp, use_image = as_flag(amp, "amp"), as_flag(use_image, "use_image")
     ckpt_dir = Path(ckpt_dir)
     if checkpoint is not None:
         load_weights(network, ckpt_dir / checkpoint, device)

@@ -74,7 +74,7 @@ def test_no_file_and_turned_off_leave_the_logits(tmp_path, caplog):
     save_calibration(TemperatureScaling(2.0), tmp_path)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="monai_nacl.calibration"):
-        out = ApplyCalibrationd("pred", tmp_path, method_override="none")(item)
+        out = ApplyCalibrationd("pred", tmp_path, method_override="NONE")(item)  # any case
     assert out["pred"] is item["pred"] and "turned off" in caplog.records[0].getMessage()
 
 
@@ -84,8 +84,8 @@ def test_required_method_and_bad_arguments(tmp_path):
     save_calibration(TemperatureScaling(2.0), tmp_path)
     with pytest.raises(ValueError, match=r"'lts' was requested but .* holds method 'ts'.*--calibration auto"):
         ApplyCalibrationd("pred", tmp_path, method_override="lts")(_item())
-    with pytest.raises(ValueError, match=r"method_override .* must be one of .*got 'TS'"):
-        ApplyCalibrationd("pred", tmp_path, method_override="TS")
+    with pytest.raises(ValueError, match=r"method_override .* must be one of .*got 'platt'"):
+        ApplyCalibrationd("pred", tmp_path, method_override="Platt")
     save_calibration(VectorScaling(2), tmp_path)
     with pytest.raises(ValueError, match="3 channels .* fitted for 2 classes"):
         ApplyCalibrationd("pred", tmp_path)(_item())
