@@ -26,6 +26,7 @@ SHARED_DIR = BUNDLES_DIR / "_shared"
 
 _VERBATIM = {
     "evaluate.yaml": "configs/evaluate.yaml",
+    "calibrate.yaml": "configs/calibrate.yaml",
     "multi_gpu_train.yaml": "configs/multi_gpu_train.yaml",
     "multi_gpu_evaluate.yaml": "configs/multi_gpu_evaluate.yaml",
     "logging.conf": "configs/logging.conf",

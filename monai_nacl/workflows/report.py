@@ -147,6 +147,8 @@ class SegmentationReportHandler:
         rater_files: case name -> the files of several raters' labels of that case (see :func:`rater_files`);
             adds ``inter_rater_dsc_<k>`` and ``raters_<metric>`` columns (ECE, CECE, ACE, NLL, Brier against the
             raters' distribution, :data:`RATER_METRICS`) for those cases.
+        calibration: the :class:`~monai_nacl.calibration.ApplyCalibrationd` of the evaluation, whose ``applied``
+            record (method, file, parameters) ``summary.json`` states under ``calibration``; None: none.
         metrics_filename: name of the per-case table.
         summary_filename: name of the summary.
         diagram_filename: name of the reliability diagram; ``None`` to skip it.
@@ -176,6 +178,7 @@ class SegmentationReportHandler:
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
         skipped_cases: SkippedCases | None = None,
         rater_files: Mapping[str, Sequence[str]] | None = None,
+        calibration: Any = None,
     ) -> None:
         from monai_nacl.metrics import SegmentationCalibrationMetric
 
@@ -189,6 +192,7 @@ class SegmentationReportHandler:
         self.prob_key = prob_key
         self.label_key = label_key
         self.rater_files = dict(rater_files or {})
+        self.calibration = calibration
         self.metrics_filename = metrics_filename
         self.summary_filename = summary_filename
         self.diagram_filename = diagram_filename
@@ -306,6 +310,7 @@ class SegmentationReportHandler:
             "num_bins": self.num_bins,
             "region": self.region,
             "skipped": self.skipped_cases.records() if self.skipped_cases is not None else [],
+            "calibration": getattr(self.calibration, "applied", None) or {"method": "none"},
         }
 
     def write(self, engine: Engine | None = None) -> dict[str, Any]:

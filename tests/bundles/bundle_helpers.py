@@ -47,7 +47,17 @@ def read_json(path: str | Path) -> Any:
 
 CSV_COLUMNS = ["case", "dsc_1", "dsc_2", "hd95_1", "hd95_2", "mean_dsc", "ece", "cece", "ace", "cace", "adaece",
                "cadaece", "mce", "nll", "brier"]  # fmt: skip
-SUMMARY_KEYS = {"num_cases", "mean", "num_valid", "pooled", "pooled_over", "num_bins", "region", "skipped"}
+SUMMARY_KEYS = {
+    "num_cases",
+    "mean",
+    "num_valid",
+    "pooled",
+    "pooled_over",
+    "num_bins",
+    "region",
+    "skipped",
+    "calibration",
+}
 MAPS = ("seg", "max_prob", "entropy")
 
 

@@ -77,6 +77,40 @@ def test_unet2d_trains_and_evaluates_on_default_data(unet2d_run: Path, default_d
 
 
 @pytest.mark.slow
+def test_calibrated_model_evaluates_through_the_bundle(
+    unet2d_run: Path, default_data: tuple[str, str], tmp_path: Path
+) -> None:
+    """calibrate.yaml (ts) writes calibration.json beside a copy of the model; evaluate.yaml then applies it:
+    summary.json names the calibration, the metrics agree with the written maps (check_evaluation), and every
+    confidence moves the way the fitted temperature says."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "model.pt").write_bytes((unet2d_run / "models" / "model.pt").read_bytes())
+    common = {"ckpt_dir": str(models), "dataset_dir": default_data[0]}
+    validation = {
+        "validate#dataset#data": split_list(default_data[1], "validation", 1),
+        "calibration_max_voxels": 20000,
+    }
+    run_bundle("unet2d_nacl", ["train.yaml", "calibrate.yaml"], calibration_method="ts", **validation, **common)
+    fitted = read_json(models / "calibration.json")
+    assert fitted["method"] == "ts"
+    temperature = float(fitted["parameters"]["temperature"])
+    out = tmp_path / "eval"
+    test = {"validate#dataset#data": split_list(default_data[1], "test", 1)}
+    run_bundle("unet2d_nacl", ["train.yaml", "evaluate.yaml"], output_dir=str(out), **test, **common)
+    summary = read_json(out / "summary.json")
+    assert summary["calibration"]["method"] == "ts"
+    check_evaluation(out, default_data[0], read_json(default_data[1])["test"][:1])
+    case = os.path.basename(read_json(default_data[1])["test"][0]["image"]).replace(".nii.gz", "")
+    calibrated = np.asarray(nib.load(out / "predictions" / f"{case}_max_prob.nii.gz").dataobj)
+    plain = np.asarray(nib.load(unet2d_run / "predictions" / f"{case}_max_prob.nii.gz").dataobj)
+    assert not np.allclose(calibrated, plain, atol=1e-4), "the calibration must change the confidences"
+    # T > 1 softens and T < 1 sharpens every voxel's top probability
+    changed = np.abs(calibrated - plain) > 1e-4
+    assert np.all((calibrated < plain)[changed]) if temperature > 1 else np.all((calibrated > plain)[changed])
+
+
+@pytest.mark.slow
 def test_unet2d_inference_cli_matches_evaluation(unet2d_run: Path, default_data: tuple[str, str]) -> None:
     """`python -m monai.bundle run` from the bundle folder, on one image: same label map as the evaluation."""
     case = read_json(default_data[1])["test"][0]
