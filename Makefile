@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
-	$(PY) -m monai_nacl demo --temperature-scaling
+	$(PY) -m monai_nacl demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
