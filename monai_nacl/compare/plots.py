@@ -77,8 +77,7 @@ def plot_nll_history(histories: dict[str, list[dict[str, float]]], path: Path, r
             ax.plot(*zip(*val), color=colour, linestyle="--", marker="o", markersize=4, label=f"{name}: validation")
     ax.set_xlabel("epoch")
     ax.set_ylabel("NLL (mean over voxels)")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, alpha=0.3)
     where = f" ({region})" if region else ""
     ax.set_title(f"Training vs validation NLL per epoch{where}, first seed", wrap=True)
     ax.legend(fontsize="small", ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))
