@@ -16,6 +16,7 @@ from monai_nacl.workflows.bundle_setup import (
     inference_inputs,
     is_rank_zero,
     locate_bundle,
+    log_settings,
     require_valid_datalist,
     select_loss,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "is_rank_zero",
     "last_checkpoint",
     "locate_bundle",
+    "log_settings",
     "rater_files",
     "require_valid_datalist",
     "select_loss",

@@ -15,7 +15,15 @@ from pathlib import Path
 import torch
 from monai.config import PathLike
 
-__all__ = ["as_flag", "inference_inputs", "is_rank_zero", "locate_bundle", "require_valid_datalist", "select_loss"]
+__all__ = [
+    "as_flag",
+    "inference_inputs",
+    "is_rank_zero",
+    "locate_bundle",
+    "log_settings",
+    "require_valid_datalist",
+    "select_loss",
+]
 
 _FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
@@ -50,6 +58,16 @@ def is_rank_zero() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
         torch.distributed.get_rank() == 0
     )
+
+
+def log_settings(settings: Mapping[str, object], title: str = "effective settings") -> None:
+    """Log the run's effective settings at start-up (rank 0), one ``id: value`` per line, so that an override that
+    did not take (a misspelled ``--max_epoch 5`` adds an unused id and leaves ``max_epochs`` as it was) is visible."""
+    if is_rank_zero():
+        import logging
+
+        lines = "\n".join(f"  {key}: {value}" for key, value in settings.items())
+        logging.getLogger("monai_nacl").info("%s:\n%s", title, lines)
 
 
 def _bundle_name(folder: Path) -> str | None:

@@ -128,3 +128,22 @@ def test_inference_inputs_priority(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ValueError, match="no image to run inference on"):
         inference_inputs(None, empty)
+
+
+def test_effective_settings_are_logged_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    """The bundle's `settings` resolve to what the run uses: a misspelled override leaves max_epochs as it was."""
+    import logging
+
+    from monai.bundle import ConfigParser
+
+    from monai_nacl.workflows import log_settings
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLES_DIR / "unet2d_nacl" / "configs" / "train.yaml"))
+    parser.update({"bundle_root": str(BUNDLES_DIR / "unet2d_nacl"), "max_epoch": 5, "datalist": "/x/list.json"})
+    settings = parser.get_parsed_content("settings")
+    assert settings["max_epochs"] == 40 and settings["datalist"] == "/x/list.json"
+    assert settings["dataset_dir"] == "/x"  # the datalist's folder by default
+    with caplog.at_level(logging.INFO, logger="monai_nacl"):
+        log_settings(settings)
+    assert "effective settings" in caplog.text and "  max_epochs: 40" in caplog.text
