@@ -28,6 +28,9 @@ def run_bundle(bundle: str, configs: list[str], **overrides: Any) -> None:
     """``monai.bundle.run`` with the bundle's configs merged in order and ``--id value`` overrides."""
     from monai.bundle import run
 
+    # in-process there is no --config_file on the command line to locate the bundle by: name its folder, as
+    # `python -m monai.bundle run --config_file .../configs/train.yaml` finds it
+    overrides.setdefault("bundle_root", str(BUNDLES_DIR / bundle))
     run(
         config_file=[config_path(bundle, c) for c in configs],
         meta_file=config_path(bundle, "metadata.json"),
