@@ -56,6 +56,18 @@ DEFAULT_PATCH_SIZE = {2: (64, 64), 3: (24, 24, 24)}
 """Patch size of the ``lts`` fit per spatial dimension of the calibrator."""
 
 
+def _labels_without_channel(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Labels ``(B, *spatial)`` of ``(B, C, *spatial)`` logits, from ``(B, *spatial)`` or ``(B, 1, *spatial)``."""
+    if labels.ndim == logits.ndim and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.shape != logits.shape[:1] + logits.shape[2:]:
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} does not match logits {tuple(logits.shape)}: expected "
+            f"{(logits.shape[0], *logits.shape[2:])} or with a channel axis of 1."
+        )
+    return labels
+
+
 def check_method(method: str) -> str:
     """``method`` if it names a calibrator (``ts``, ``vector``, ``lts``), else a ValueError listing them."""
     if method not in CALIBRATORS:
@@ -69,13 +81,7 @@ def flatten_voxels(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     if logits.ndim < 2:
         raise ValueError(f"logits must be (N, C) or (B, C, *spatial), got shape {tuple(logits.shape)}.")
     if logits.ndim > 2:
-        if labels.ndim == logits.ndim and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.shape != logits.shape[:1] + logits.shape[2:]:
-            raise ValueError(
-                f"labels shape {tuple(labels.shape)} does not match logits {tuple(logits.shape)}: expected "
-                f"{(logits.shape[0], *logits.shape[2:])} or with a channel axis of 1."
-            )
+        labels = _labels_without_channel(logits, labels)
         logits = torch.movedim(logits, 1, -1).reshape(-1, logits.shape[1])
         labels = labels.reshape(-1)
     elif labels.shape != logits.shape[:1]:
@@ -321,13 +327,7 @@ class _Sampler:
                 f"logits must be a (B, C, *spatial) batch of volumes, got shape {tuple(logits.shape)}; pass (N, C) "
                 "voxels to fit_temperature / fit_vector_temperatures directly."
             )
-        if labels.ndim == logits.ndim and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.shape != logits.shape[:1] + logits.shape[2:]:
-            raise ValueError(
-                f"labels shape {tuple(labels.shape)} does not match logits {tuple(logits.shape)}: expected "
-                f"{(logits.shape[0], *logits.shape[2:])} or with a channel axis of 1."
-            )
+        labels = _labels_without_channel(logits, labels)
         labels = labels.long()
         if labels.min() < 0 or labels.max() >= logits.shape[1]:
             raise ValueError(
