@@ -4,13 +4,16 @@ readable, consistent, of the shape the bundles take (single-channel 3D volumes),
 Reads with nibabel (headers and arrays; no MONAI transforms), so a bundle can run the check at start-up.
 
 ``num_classes`` against the labels: a label value ``>= num_classes`` cannot be trained (the loss has no channel for
-it) and is a problem of its case. The reverse, ``num_classes`` above ``max training label + 1``, is possible (a class
-that this split happens to miss) but usually a mistake (its output channel is never trained and its Dice is
-undefined), so :func:`check_datalist` logs it as a warning naming both numbers, and does not reject the datalist.
+it) and is a problem of its case. The datalist's MSD-style ``labels`` (``{"0": "background", "1": ...}``) name the
+classes: their keys must be ``0..K-1`` and ``K`` must equal ``num_classes``. A datalist without ``labels`` names its
+classes only through its label files, so ``num_classes`` above ``max training label + 1`` (an output channel that is
+never trained, its Dice undefined) is a problem too; declaring the classes in ``labels`` is what makes a class absent
+from the training split legitimate, and it is then only logged as a warning.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import zlib
@@ -353,6 +356,98 @@ def _image_spec(image_dims: Any, in_channels: Any) -> _ImageSpec:
     return _ImageSpec(int(image_dims), None if in_channels is None else int(in_channels))
 
 
+def _label_indices(labels: Mapping[Any, Any]) -> list[int] | None:
+    """The class indices that the keys of a datalist's ``labels`` name (``"2"`` -> 2), or ``None`` if a key is not
+    a non-negative integer written as such (``"01"``, ``"grey"``, ``"-1"``, ``1.0``)."""
+
+    def is_index(key: Any) -> bool:
+        if isinstance(key, str):
+            return key.isdecimal() and str(int(key)) == key
+        return isinstance(key, (int, np.integer)) and not isinstance(key, bool) and key >= 0
+
+    keys = list(labels)
+    return [int(key) for key in keys] if all(map(is_index, keys)) else None
+
+
+def _labels_text(labels: Mapping[Any, Any], shown: int = 8) -> str:
+    """``labels`` as JSON-like text, its first ``shown`` entries only (a whole-body datalist names 100 classes)."""
+
+    def text(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    items = [f"{text(str(key))}: {text(value)}" for key, value in labels.items()]
+    if len(items) > shown:
+        items = [*items[: shown - 1], f"... ({len(items)} entries)"]
+    return "{" + ", ".join(items) + "}"
+
+
+def _check_num_classes(
+    data: Mapping[str, Any], name: str, num_classes: int, highest_training: int | None
+) -> DataProblem | None:
+    """``num_classes`` against the classes the datalist declares in ``labels``, or, without ``labels``, against the
+    highest training label (``highest_training``; ``None``: no training label read)."""
+    labels = data.get("labels")
+    absent = [] if highest_training is None else list(range(highest_training + 1, num_classes))
+    if labels is None:
+        if not absent:
+            return None
+        example = '"labels": {"0": "background", ..., ' + f'"{num_classes - 1}": "<name>"' + "}"
+        return DataProblem(
+            "datalist",
+            name,
+            "num_classes above the classes of the training labels",
+            f"num_classes={num_classes}, the training labels go up to {highest_training}: class(es) {absent} never "
+            "occur in training (their output channels would not be trained, their Dice undefined)",
+            f"--num_classes {highest_training + 1}, or declare the classes in the datalist ({example}) if the "
+            f"training split is meant to lack class(es) {absent}",
+        )
+    if not isinstance(labels, Mapping):
+        return DataProblem(
+            "datalist",
+            name,
+            "'labels' is not a mapping of class index to name",
+            f"{type(labels).__name__} {repr(labels)[:80]}",
+            'write the classes as "labels": {"0": "background", "1": "<name>", ...}, one entry per class',
+        )
+    indices = _label_indices(labels)
+    if indices is None or sorted(indices) != list(range(len(labels))):
+        return DataProblem(
+            "datalist",
+            name,
+            "the keys of 'labels' are not the classes 0..K-1",
+            f"keys {[str(k) for k in labels]}",
+            "key the datalist's labels by the class indices 0, 1, ..., K-1 (background 0), one entry per class, as "
+            "in an MSD dataset.json; if the label files use other values, map them (e.g. "
+            "monai.transforms.MapLabelValued)",
+        )
+    declared = len(labels)
+    if declared != num_classes:
+        if declared < num_classes:
+            edit = f"add classes {list(range(declared, num_classes))} to the datalist's labels if they are real classes"
+        else:
+            edit = (
+                f"remove classes {list(range(num_classes, declared))} from the datalist's labels (and map their "
+                "voxels onto the remaining classes)"
+            )
+        fix = f"--num_classes {declared}, or {edit}" if declared else f"{edit}, or remove the empty labels"
+        return DataProblem(
+            "datalist",
+            name,
+            "num_classes contradicts the datalist's labels",
+            f"num_classes={num_classes}, labels name {declared} classes: {_labels_text(labels)}",
+            fix,
+        )
+    if absent:
+        logger.warning(
+            "%s: class(es) %s, named in the datalist's labels, never occur in the training labels (which go up to "
+            "%d): their output channels are not trained and their Dice is undefined.",
+            name,
+            absent,
+            highest_training,
+        )
+    return None
+
+
 def check_cases(
     cases: Sequence[Any],
     num_classes: int,
@@ -405,8 +500,9 @@ def check_datalist(
     labels are integers in ``[0, num_classes)``; a soft label has shape ``(*label shape, num_classes)``. Across the
     datalist: the checked sections exist and are lists, the datalist holds at least one case, the explicitly
     named and the required sections hold at least one case each, and no image is listed twice (within or across
-    sections). ``num_classes`` above the highest training label + 1 is logged as a warning (a class this split
-    lacks, or a wrong ``--num_classes``), not reported as a problem.
+    sections). ``num_classes`` must match the datalist's classes: with an MSD-style ``labels`` mapping, its keys are
+    ``0..K-1`` and ``K == num_classes`` (a declared class absent from the training split is logged as a warning);
+    without one, ``num_classes`` must not exceed the highest training label + 1.
 
     Args:
         datalist: path of the JSON file, or the loaded dictionary.
@@ -478,15 +574,7 @@ def check_datalist(
                     "0.7,0.15,0.15",
                 )
             )
-    if highest_training is not None and num_classes > highest_training + 1:
-        logger.warning(
-            "%s: num_classes is %d but the training labels go up to %d only: class(es) %s never occur in training, "
-            "so their output channels are not trained and their Dice is undefined; set --num_classes %d unless this "
-            "split is meant to lack them.",
-            name,
-            num_classes,
-            highest_training,
-            list(range(highest_training + 1, num_classes)),
-            highest_training + 1,
-        )
+    mismatch = _check_num_classes(data, name, num_classes, highest_training)
+    if mismatch is not None:
+        problems.append(mismatch)
     return problems
