@@ -25,7 +25,7 @@ import platform
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +105,9 @@ CSV_COLUMNS = TABLE_COLUMNS + [
 
 PAIRED_KEYS = ("dsc", "ece", "cece", "ace", "adaece", "nll", "brier")
 """Metrics compared case by case with the reference row, where the runs' ``metrics.csv`` has them."""
-PER_CASE_SOURCE = {"dsc": "mean_dsc"}
-"""Column of ``metrics.csv`` holding a paired metric, where its name differs from the key."""
+PER_CASE_SOURCE = {"dsc": ("mean_dice", "mean_dsc")}
+"""Columns of ``metrics.csv`` (and keys of ``summary.json``'s ``mean``) holding a metric whose name differs from the
+key, the first found is read: ``mean_dsc`` is the name in runs evaluated before ``mean_dice``."""
 PAIRED_COLUMNS = [
     next((c for c in CSV_COLUMNS if c.key == key), Column(key.upper(), key, scale=100.0)) for key in PAIRED_KEYS
 ]
@@ -140,6 +141,12 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+def _source(values: Mapping[str, Any], key: str) -> str | None:
+    """The name under which ``values`` (a ``metrics.csv`` row or ``summary.json``'s ``mean``) holds the metric ``key``
+    (:data:`PER_CASE_SOURCE`); None when it holds none of them."""
+    return next((name for name in PER_CASE_SOURCE.get(key, (key,)) if name in values), None)
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -157,7 +164,7 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
     """
     summary = json.loads((eval_dir / SUMMARY).read_text())
     mean, pooled = summary.get("mean", {}), summary.get("pooled", {})
-    result = {"dsc": _number(mean.get("mean_dsc"))}
+    result = {"dsc": _number(mean.get(_source(mean, "dsc")))}
     result.update({name: _number(mean.get(name)) for name in CALIBRATION})
     result.update({f"{name}_pooled": _number(pooled.get(name)) for name in CALIBRATION})
     hd95: list[float] = []
@@ -189,8 +196,8 @@ def case_metrics(eval_dir: Path, seed: int) -> dict[tuple[str, int], dict[str, f
         return {}
     result = {}
     for line in _read_csv(eval_dir / "metrics.csv"):
-        sources = {key: PER_CASE_SOURCE.get(key, key) for key in PAIRED_KEYS}
-        result[(line["case"], seed)] = {key: _number(line[name]) for key, name in sources.items() if name in line}
+        sources = {key: _source(line, key) for key in PAIRED_KEYS}
+        result[(line["case"], seed)] = {key: _number(line[name]) for key, name in sources.items() if name}
     return result
 
 

@@ -9,6 +9,8 @@ from monai_nacl.data.checks import DataProblem, check_cases, check_datalist
 from monai_nacl.data.datalist import (
     acdc_cases,
     brats_cases,
+    class_names,
+    column_safe,
     folder_cases,
     make_datalist,
     msd_cases,
@@ -38,6 +40,8 @@ __all__ = [
     "build_default_dataset",
     "check_cases",
     "check_datalist",
+    "class_names",
+    "column_safe",
     "datalist_base_dir",
     "default_dataset_dir",
     "ensure_default_dataset",

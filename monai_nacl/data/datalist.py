@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ __all__ = [
     "LAYOUTS",
     "acdc_cases",
     "brats_cases",
+    "class_names",
+    "column_safe",
     "folder_cases",
     "make_datalist",
     "msd_cases",
@@ -37,6 +40,58 @@ LAYOUTS = ("msd", "acdc", "brats", "folders")
 BRATS_MODALITIES = {"t1": ("t1", "t1n"), "t1ce": ("t1ce", "t1c"), "t2": ("t2", "t2w"), "flair": ("flair", "t2f")}
 BRATS_SEGMENTATION = ("seg",)
 LABEL_SUFFIXES = ("_seg", "_label", "_labels", "_gt", "_mask")
+
+
+def column_safe(name: str) -> str:
+    """A class name as a CSV column / identifier part: lower case, each run of characters other than ``a-z`` and
+    ``0-9`` replaced by ``_``, no ``_`` at either end (``"background/other"`` -> ``"background_other"``; ``""`` when
+    nothing is left)."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+def class_names(datalist: PathLike | Mapping[str, Any], num_classes: int) -> list[str]:
+    """Column-safe names of the label values ``0 .. num_classes - 1`` from a datalist's MSD-style ``labels``.
+
+    ``labels`` maps a label value (``"1"``) to its name (``"grey matter"``); each name goes through
+    :func:`column_safe`. A value that ``labels`` does not name (or names with nothing column-safe), and every value
+    of a datalist without ``labels``, is called ``class_<k>``. A name already taken by a lower value gets ``_<k>``
+    appended, so the names are unique. Values that ``labels`` names beyond ``num_classes`` are ignored (whether the
+    datalist and ``num_classes`` agree is the data check's question, not this function's).
+
+    >>> class_names({"labels": {"0": "background/other", "1": "grey matter", "2": "white matter"}}, 3)
+    ['background_other', 'grey_matter', 'white_matter']
+
+    Args:
+        datalist: path of the datalist JSON, or its already-loaded content.
+        num_classes: number of classes including background.
+
+    Raises:
+        ValueError: if ``num_classes < 1`` or the file cannot be read as JSON.
+        TypeError: if the datalist is not a JSON object or its ``labels`` is not a mapping.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+    source = "the datalist" if isinstance(datalist, Mapping) else str(datalist)
+    if not isinstance(datalist, Mapping):
+        try:
+            datalist = json.loads(Path(datalist).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read the datalist {source} ({error}); pass the path of its JSON file.") from error
+        if not isinstance(datalist, Mapping):
+            raise TypeError(f"the datalist {source} is not a JSON object; expected an MSD-style datalist.")
+    labels = datalist.get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise TypeError(
+            f"'labels' of {source} is {labels!r}; write it MSD-style as label value -> name, e.g. "
+            '{"0": "background", "1": "liver"}.'
+        )
+    names: list[str] = []
+    for k in range(num_classes):
+        name = column_safe(labels.get(str(k), labels.get(k)) or "") or f"class_{k}"
+        while name in names:
+            name = f"{name}_{k}"
+        names.append(name)
+    return names
 
 
 def _nifti_files(folder: Path) -> list[Path]:

@@ -69,26 +69,53 @@ def case_name(item: Mapping[str, Any], keys: Sequence[str] = ("image", "pred", "
     )
 
 
-def flatten_case_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+def _names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """The names of label values ``0 .. num_classes - 1`` (``class_<k>`` for None), checked to be one per class and
+    unique, so that no two columns share a name."""
+    if class_names is None:
+        return [f"class_{k}" for k in range(num_classes)]
+    names = [str(name) for name in class_names]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"class_names has {len(names)} names {names} but num_classes is {num_classes}; give one name per label "
+            "value 0 .. num_classes - 1, background included (monai_nacl.data.class_names(datalist, num_classes))."
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"class_names {names} repeats {repeated}; the metrics.csv columns need unique names "
+            "(monai_nacl.data.class_names makes them unique)."
+        )
+    return names
+
+
+def flatten_case_metrics(result: Mapping[str, Any], class_names: Sequence[str] | None = None) -> dict[str, float]:
     """CSV columns of one case from ``monai_nacl.metrics.evaluate_segmentation`` called on that case alone.
 
-    Columns: ``dsc_<k>`` and ``hd95_<k>`` for each reported class ``k`` (label value), ``mean_dsc`` (over those
-    classes), then the calibration metrics ``monai_nacl.metrics.METRIC_NAMES`` (``ece``, ``cece``, ``ace``, ``cace``
-    (MONAI's average calibration error), ``adaece``, ``cadaece`` (adaptive ECE), ``mce``, ``nll``, ``brier``).
+    Columns: ``dice_<name>`` then ``hd95_<name>`` for each reported class (``<name>`` is the class's entry in
+    ``class_names``, e.g. ``dice_grey_matter``), ``mean_dice`` (over those classes), then the calibration metrics
+    ``monai_nacl.metrics.METRIC_NAMES`` (``ece``, ``cece``, ``ace``, ``cace`` (MONAI's average calibration error),
+    ``adaece``, ``cadaece`` (adaptive ECE), ``mce``, ``nll``, ``brier``).
     HD95 is ``inf`` when the class is in the label but not predicted and ``nan`` when it is absent from the label.
 
     Args:
         result: ``evaluate_segmentation``'s dictionary for a single case.
+        class_names: names of the label values ``0 .. num_classes - 1`` (background included, as
+            :func:`monai_nacl.data.class_names` returns them); None: ``class_<k>``.
+
+    Raises:
+        ValueError: if ``result`` holds more than one case, or ``class_names`` does not name each class once.
     """
     from monai_nacl.metrics import METRIC_NAMES
 
     per_case = result["per_case"]
     if per_case["dsc"].shape[0] != 1:
         raise ValueError(f"expected the result of one case, got {per_case['dsc'].shape[0]} cases.")
+    names = _names(class_names, result["classes"][-1] + 1)
     row: dict[str, float] = {}
-    for name in ("dsc", "hd95"):
-        row.update({f"{name}_{k}": float(v) for k, v in zip(result["classes"], per_case[name][0].tolist())})
-    row["mean_dsc"] = float(result["mean"]["mean_dsc"])
+    for column, key in (("dice", "dsc"), ("hd95", "hd95")):
+        row.update({f"{column}_{names[k]}": float(v) for k, v in zip(result["classes"], per_case[key][0].tolist())})
+    row["mean_dice"] = float(result["mean"]["mean_dsc"])
     row.update({name: float(per_case[name][0]) for name in METRIC_NAMES})
     return row
 
@@ -115,15 +142,16 @@ class SegmentationReportHandler:
     """Write the evaluation report of a ``SupervisedEvaluator`` run when its epoch completes.
 
     After each iteration, every case of the batch is measured by ``monai_nacl.metrics.evaluate_segmentation``
-    (DSC and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, AdaECE, MCE, NLL, Brier) and
+    (Dice and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, AdaECE, MCE, NLL, Brier) and
     added to a pooled ``monai_nacl.metrics.SegmentationCalibrationMetric``. At the end it writes, atomically:
 
     - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`);
-    - ``summary.json``: ``num_cases``, ``mean`` (over cases, NaN/empty cases left out) with ``num_valid`` per
-      column, ``pooled`` (calibration over every counted voxel of every case together), ``pooled_over`` (those
-      voxels in words, e.g. "ground-truth foreground voxels (label != 0) of every case"), ``num_bins``,
-      ``region`` and ``skipped`` (the cases left out before the run, with the data check's findings); undefined
-      values are ``null``;
+    - ``summary.json``: ``num_cases``, ``classes`` (the reported label values and their names, e.g.
+      ``{"1": "grey_matter", "2": "white_matter"}``), ``mean`` (over cases, NaN/empty cases left out; keys as the
+      columns, e.g. ``mean_dice``, ``dice_grey_matter``) with ``num_valid`` per column, ``pooled`` (calibration
+      over every counted voxel of every case together), ``pooled_over`` (those voxels in words, e.g. "ground-truth
+      foreground voxels (label != 0) of every case"), ``num_bins``, ``region`` and ``skipped`` (the cases left out
+      before the run, with the data check's findings); undefined values are ``null``;
     - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``
       and ``statistics``, see :func:`~monai_nacl.metrics.statistics_to_dict`), from which the comparison report
       draws its pictures;
@@ -141,11 +169,13 @@ class SegmentationReportHandler:
         num_bins: equal-width confidence bins of the calibration errors.
         region: voxels the calibration metrics count (``"foreground"``: ``label != 0``, the papers' protocol;
             ``"all"``, ``"band"``, ``"bbox"``).
-        include_background: also report DSC/HD95 of class 0.
+        include_background: also report Dice/HD95 of class 0.
+        class_names: names of the label values ``0 .. num_classes - 1`` in the column names (``dice_<name>``),
+            e.g. ``monai_nacl.data.class_names(datalist, num_classes)``; None: ``class_<k>``.
         prob_key: item holding the probabilities ``(C, *spatial)``.
         label_key: item holding the labels ``(1, *spatial)``.
         rater_files: case name -> the files of several raters' labels of that case (see :func:`rater_files`);
-            adds ``inter_rater_dsc_<k>`` and ``raters_<metric>`` columns (ECE, CECE, ACE, NLL, Brier against the
+            adds ``inter_rater_dice_<name>`` and ``raters_<metric>`` columns (ECE, CECE, ACE, NLL, Brier against the
             raters' distribution, :data:`RATER_METRICS`) for those cases.
         calibration: the :class:`~monai_nacl.calibration.ApplyCalibrationd` of the evaluation, whose ``applied``
             record (method, file, parameters) ``summary.json`` states under ``calibration``; None: none.
@@ -179,6 +209,7 @@ class SegmentationReportHandler:
         skipped_cases: SkippedCases | None = None,
         rater_files: Mapping[str, Sequence[str]] | None = None,
         calibration: Any = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         from monai_nacl.metrics import SegmentationCalibrationMetric
 
@@ -186,6 +217,7 @@ class SegmentationReportHandler:
             raise ValueError(f"num_classes must be >= 2 (background plus at least one class), got {num_classes}.")
         self.output_dir = os.fspath(output_dir)
         self.num_classes = num_classes
+        self.class_names = _names(class_names, num_classes)
         self.num_bins = num_bins
         self.region = region
         self.include_background = include_background
@@ -244,7 +276,7 @@ class SegmentationReportHandler:
                     region=self.region,
                     include_background=self.include_background,
                 )
-            row = {"case": case_name(item), **flatten_case_metrics(result)}
+            row = {"case": case_name(item), **flatten_case_metrics(result, self.class_names)}
             if row["case"] in self.rater_files:
                 row.update(self._rater_columns(probs, row["case"]))
             self.rows.append(row)
@@ -272,7 +304,7 @@ class SegmentationReportHandler:
         row: dict[str, float] = {}
         if len(maps) > 1:
             dice = pairwise_dice(maps, self.num_classes, include_background=self.include_background)
-            row.update({f"inter_rater_dsc_{k}": float(v) for k, v in zip(classes, dice.tolist())})
+            row.update({f"inter_rater_dice_{self.class_names[k]}": float(v) for k, v in zip(classes, dice.tolist())})
         soft = torch.as_tensor(rater_soft_reference(maps, self.num_classes))
         metric = SegmentationCalibrationMetric(num_bins=self.num_bins, region=self.region)
         metric(y_pred=probs[None].float().cpu(), y=soft[None])
@@ -301,8 +333,10 @@ class SegmentationReportHandler:
             mean[column] = _json_number(float(finite.mean())) if finite.size else None
             num_valid[column] = int(finite.size)
         pooled = {name: _json_number(value) for name, value in self.pooled.aggregate().items()} if rows else {}
+        first = 0 if self.include_background else 1
         return {
             "num_cases": len(rows),
+            "classes": {str(k): self.class_names[k] for k in range(first, self.num_classes)},
             "mean": mean,
             "num_valid": num_valid,
             "pooled": pooled,

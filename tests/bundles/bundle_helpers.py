@@ -48,10 +48,34 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-CSV_COLUMNS = ["case", "dsc_1", "dsc_2", "hd95_1", "hd95_2", "mean_dsc", "ece", "cece", "ace", "cace", "adaece",
-               "cadaece", "mce", "nll", "brier"]  # fmt: skip
+DEFAULT_CLASSES = ("grey_matter", "white_matter")
+"""Column names of classes 1 and 2 of the default dataset (its datalist's labels "grey matter", "white matter")."""
+
+
+def csv_columns(classes: tuple[str, ...] = DEFAULT_CLASSES) -> list[str]:
+    """The columns of metrics.csv with foreground classes named ``classes``."""
+    return ["case", *(f"dice_{c}" for c in classes), *(f"hd95_{c}" for c in classes), "mean_dice", "ece", "cece",
+            "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"]  # fmt: skip
+
+
+def rater_columns(classes: tuple[str, ...] = DEFAULT_CLASSES) -> list[str]:
+    """The columns metrics.csv adds for cases annotated by several raters."""
+    return [*(f"inter_rater_dice_{c}" for c in classes), "raters_ece", "raters_cece", "raters_ace", "raters_nll",
+            "raters_brier"]  # fmt: skip
+
+
+def expected_classes(dataset_dir: str | Path) -> tuple[str, str]:
+    """Column names of classes 1 and 2 for the datalist ``datalist.json`` of ``dataset_dir``: its ``labels`` with
+    spaces as ``_`` (the test datasets' names have no other character to replace), ``class_<k>`` without."""
+    path = Path(dataset_dir) / "datalist.json"
+    labels = read_json(path).get("labels", {}) if path.is_file() else {}
+    return tuple(labels[str(k)].lower().replace(" ", "_") if str(k) in labels else f"class_{k}" for k in (1, 2))
+
+
+CSV_COLUMNS = csv_columns()
 SUMMARY_KEYS = {
     "num_cases",
+    "classes",
     "mean",
     "num_valid",
     "pooled",
@@ -67,10 +91,6 @@ MAPS = ("seg", "max_prob", "entropy")
 def numpy_dice(pred: np.ndarray, label: np.ndarray, k: int) -> float:
     p, g = pred == k, label == k
     return 2.0 * np.logical_and(p, g).sum() / (p.sum() + g.sum())
-
-
-RATER_COLUMNS = ["inter_rater_dsc_1", "inter_rater_dsc_2", "raters_ece", "raters_cece", "raters_ace", "raters_nll",
-                 "raters_brier"]  # fmt: skip
 
 
 def numpy_foreground_ece(
@@ -91,18 +111,26 @@ def numpy_foreground_ece(
 
 
 def check_evaluation(
-    output_dir: Path, dataset_dir: str, cases: list[dict[str, str]], skipped: tuple[str, ...] = ()
+    output_dir: Path,
+    dataset_dir: str,
+    cases: list[dict[str, str]],
+    skipped: tuple[str, ...] = (),
+    classes: tuple[str, ...] | None = None,
 ) -> list[dict[str, str]]:
     """Check metrics.csv, summary.json, the diagram and the NIfTI maps of the evaluated ``cases`` (datalist entries,
-    paths relative to ``dataset_dir`` or absolute), and that summary.json lists the ``skipped`` cases; return the
-    rows."""
+    paths relative to ``dataset_dir`` or absolute), that the columns name the foreground ``classes`` (default:
+    :func:`expected_classes` of ``dataset_dir``) and that summary.json lists the ``skipped`` cases; return the rows."""
     num_cases = len(cases)
+    classes = expected_classes(dataset_dir) if classes is None else classes
     with open(output_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     with_raters = all(case.get("label_raters") for case in cases)
-    assert list(rows[0]) == CSV_COLUMNS + (RATER_COLUMNS if with_raters else []) and len(rows) == num_cases
+    expected_columns = csv_columns(classes) + (rater_columns(classes) if with_raters else [])
+    assert list(rows[0]) == expected_columns and len(rows) == num_cases
     summary = read_json(output_dir / "summary.json")
     assert set(summary) == SUMMARY_KEYS and summary["num_cases"] == num_cases
+    assert summary["classes"] == {str(k): name for k, name in enumerate(classes, start=1)}
+    assert list(summary["mean"]) == expected_columns[1:]
     assert [s["case"] for s in summary["skipped"]] == list(skipped)
     assert set(summary["pooled"]) == {"ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"}
     assert (output_dir / "reliability.png").stat().st_size > 1000
@@ -122,8 +150,8 @@ def check_evaluation(
         entropy = np.asarray(maps["entropy"].dataobj)
         assert conf.min() >= 1 / 3 - 1e-5 and conf.max() <= 1 + 1e-5
         assert entropy.min() >= -1e-6 and entropy.max() <= 1 + 1e-5
-        for k in (1, 2):
-            assert float(row[f"dsc_{k}"]) == pytest.approx(numpy_dice(seg, label, k), abs=1e-5)
+        for k, name in enumerate(classes, start=1):
+            assert float(row[f"dice_{name}"]) == pytest.approx(numpy_dice(seg, label, k), abs=1e-5)
         assert float(row["ece"]) == pytest.approx(numpy_foreground_ece(conf, seg, label), abs=2e-4)
         if with_raters:  # against the raters' distribution, region: their most frequent label (rater 1 on ties)
             raters = [
@@ -134,10 +162,10 @@ def check_evaluation(
             correct = np.take_along_axis(share, seg[None], 0)[0]
             expected = numpy_foreground_ece(conf, seg, majority, correct=correct)
             assert float(row["raters_ece"]) == pytest.approx(expected, abs=2e-4)
-            for k in (1, 2):
+            for k, name in enumerate(classes, start=1):
                 pairs = [(a, b) for i, a in enumerate(raters) for b in raters[i + 1 :]]
                 dice = np.mean([numpy_dice(a, b, k) for a, b in pairs])
-                assert float(row[f"inter_rater_dsc_{k}"]) == pytest.approx(dice, abs=1e-6)
+                assert float(row[f"inter_rater_dice_{name}"]) == pytest.approx(dice, abs=1e-6)
     if num_cases == 1:
         assert summary["pooled"]["ece"] == pytest.approx(float(rows[0]["ece"]), rel=1e-9)
     return rows

@@ -146,7 +146,7 @@ def test_posthoc_evaluation_applies_the_saved_calibration_before_the_softmax(bun
 
 def test_report_rows_per_method(tmp_path):
     run_dir = tmp_path / "runs" / "ce" / "seed0"
-    summary = {"mean": {"mean_dsc": 0.9, "ece": 0.05}, "pooled": {}}
+    summary = {"mean": {"mean_dice": 0.9, "ece": 0.05}, "pooled": {}}
     for sub in ("", *POSTHOC_DIRS.values()):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
         (run_dir / sub / "summary.json").write_text(json.dumps(summary))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import monai
+import pytest
 import torch
 
 import monai_nacl
@@ -141,19 +142,25 @@ def test_summary_and_per_case_csv_carry_the_same_numbers(tmp_path, monkeypatch):
     assert abs(float(line["ece_diff"]) - 0.004) < 1e-6
 
 
-def test_rows_read_per_case_values_from_the_runs(tmp_path):
+@pytest.mark.parametrize("dice", ["dice", "dsc"])
+def test_rows_read_per_case_values_from_the_runs(tmp_path, dice):
+    """Runs evaluated before the class-named columns (``dsc_1``, ``mean_dsc``) still report."""
+    class_column = "dice_grey_matter" if dice == "dice" else "dsc_1"
+    hd95_column = "hd95_grey_matter" if dice == "dice" else "hd95_1"
     run_dir = tmp_path / "runs" / "ce" / "seed3"
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.csv").write_text(
-        "case,dsc_1,hd95_1,mean_dsc,ece,cece,nll\ncase0,0.9,2.0,0.9,0.05,0.04,0.3\ncase1,0.7,inf,0.7,0.07,0.06,0.5\n"
+        f"case,{class_column},{hd95_column},mean_{dice},ece,cece,nll\n"
+        "case0,0.9,2.0,0.9,0.05,0.04,0.3\ncase1,0.7,inf,0.7,0.07,0.06,0.5\n"
     )
-    (run_dir / "summary.json").write_text(json.dumps({"mean": {"mean_dsc": 0.8, "ece": 0.06}, "pooled": {}}))
+    (run_dir / "summary.json").write_text(json.dumps({"mean": {f"mean_{dice}": 0.8, "ece": 0.06}, "pooled": {}}))
     (run_dir / "done").write_text("{}")
     rows, _ = report.build_rows([RunSpec(Variant("ce"), 3, run_dir)])
     assert rows[0].cases == {
         ("case0", 3): {"dsc": 0.9, "ece": 0.05, "cece": 0.04, "nll": 0.3},
         ("case1", 3): {"dsc": 0.7, "ece": 0.07, "cece": 0.06, "nll": 0.5},
     }
+    assert rows[0].values["dsc"] == [0.8] and rows[0].values["hd95"] == [2.0] and rows[0].values["hd95_empty"] == [1.0]
 
 
 def test_reproducibility_record(tmp_path, monkeypatch):

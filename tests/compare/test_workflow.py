@@ -58,8 +58,8 @@ dsc: "$@losses[@loss_name]['score'] + 0.01 * @seed"
 ece: "$(1 - @losses[@loss_name]['score']) / 10 + 0.002 * @seed"
 run:
   - "$open(os.path.join(@output_dir, 'metrics.csv'), 'w').write(
-      os.linesep.join(['case,dsc_1,hd95_1,mean_dsc,ece,cece', 'case0,0,2.0,0,0,0', 'case1,0,inf,0,0,0']))"
-  - "$json.dump({'num_cases': 2, 'mean': {'mean_dsc': @dsc, 'hd95_1': 2.0, 'ece': @ece, 'cece': 0.1,
+      os.linesep.join(['case,dice_tumour,hd95_tumour,mean_dice,ece,cece', 'case0,0,2.0,0,0,0', 'case1,0,inf,0,0,0']))"
+  - "$json.dump({'num_cases': 2, 'mean': {'mean_dice': @dsc, 'hd95_tumour': 2.0, 'ece': @ece, 'cece': 0.1,
       'ace': None, 'mce': 0.3, 'nll': 0.5, 'brier': 0.2}, 'pooled': {'ece': @ece}},
       open(os.path.join(@output_dir, 'summary.json'), 'w'))"
 """
@@ -68,8 +68,8 @@ run:
 def finished_run(run_dir: Path, dsc: float, ece: float) -> None:
     """A run left finished by an earlier session (summary, per-case table, ``done`` marker)."""
     run_dir.mkdir(parents=True)
-    (run_dir / "metrics.csv").write_text("case,dsc_1,hd95_1,mean_dsc,ece,cece\ncase0,0,2.0,0,0,0\n")
-    summary = {"mean": {"mean_dsc": dsc, "ece": ece, "cece": 0.1, "ace": None}, "pooled": {}}
+    (run_dir / "metrics.csv").write_text("case,dice_tumour,hd95_tumour,mean_dice,ece,cece\ncase0,0,2.0,0,0,0\n")
+    summary = {"mean": {"mean_dice": dsc, "ece": ece, "cece": 0.1, "ace": None}, "pooled": {}}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     (run_dir / "done").write_text("{}")
 

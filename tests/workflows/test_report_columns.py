@@ -1,0 +1,119 @@
+"""metrics.csv and summary.json of SegmentationReportHandler name the classes (``dice_grey_matter``), on tiny cases
+fed without an engine run; Dice values against NumPy."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_nacl.metrics import evaluate_segmentation
+from monai_nacl.workflows import SegmentationReportHandler, flatten_case_metrics
+
+NAMES = ["background_other", "grey_matter", "white_matter"]
+CALIBRATION = ["ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"]
+
+
+def numpy_dice(pred: np.ndarray, label: np.ndarray, k: int) -> float:
+    p, g = pred == k, label == k
+    return 2.0 * np.logical_and(p, g).sum() / (p.sum() + g.sum())
+
+
+def _items(num_cases: int = 2, shape=(12, 11)) -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    items = []
+    for k in range(num_cases):
+        label = torch.randint(0, 3, (1, *shape), generator=g)
+        # logits favouring the label, so the Dice is neither 0 nor 1
+        logits = 2.0 * torch.nn.functional.one_hot(label[0], 3).movedim(-1, 0) + torch.randn(3, *shape, generator=g)
+        meta = {"filename_or_obj": f"/data/case{k}.nii.gz"}
+        items.append(
+            {"pred": MetaTensor(torch.softmax(logits, 0), meta=meta), "label": MetaTensor(label.float(), meta=meta)}
+        )
+    return items
+
+
+def _run(handler: SegmentationReportHandler, items: list[dict]) -> tuple[list[dict[str, str]], dict]:
+    handler.update(SimpleNamespace(state=SimpleNamespace(output=items)))
+    handler.write()
+    with open(Path(handler.output_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return rows, json.loads((Path(handler.output_dir) / "summary.json").read_text())
+
+
+def test_columns_and_summary_use_the_class_names(tmp_path: Path) -> None:
+    items = _items()
+    handler = SegmentationReportHandler(tmp_path, num_classes=3, class_names=NAMES, diagram_filename=None)
+    rows, summary = _run(handler, items)
+    columns = ["case", "dice_grey_matter", "dice_white_matter", "hd95_grey_matter", "hd95_white_matter", "mean_dice"]
+    assert list(rows[0]) == columns + CALIBRATION
+    assert summary["classes"] == {"1": "grey_matter", "2": "white_matter"}
+    assert list(summary["mean"]) == columns[1:] + CALIBRATION
+    dice = []
+    for row, item in zip(rows, items):
+        pred, label = item["pred"].argmax(0).numpy(), item["label"][0].long().numpy()
+        expected = [numpy_dice(pred, label, k) for k in (1, 2)]
+        assert 0.2 < min(expected) and max(expected) < 0.95
+        assert float(row["dice_grey_matter"]) == pytest.approx(expected[0], abs=1e-6)
+        assert float(row["dice_white_matter"]) == pytest.approx(expected[1], abs=1e-6)
+        assert float(row["mean_dice"]) == pytest.approx(np.mean(expected), abs=1e-6)
+        dice.append(expected)
+    assert summary["mean"]["dice_grey_matter"] == pytest.approx(np.mean([d[0] for d in dice]), abs=1e-6)
+    assert summary["mean"]["mean_dice"] == pytest.approx(np.mean(dice), abs=1e-6)
+
+
+def test_without_names_the_columns_are_class_k(tmp_path: Path) -> None:
+    rows, summary = _run(SegmentationReportHandler(tmp_path, num_classes=3, diagram_filename=None), _items(1))
+    assert list(rows[0])[:6] == ["case", "dice_class_1", "dice_class_2", "hd95_class_1", "hd95_class_2", "mean_dice"]
+    assert summary["classes"] == {"1": "class_1", "2": "class_2"}
+
+
+def test_flatten_case_metrics_with_background(tmp_path: Path) -> None:
+    item = _items(1)[0]
+    result = evaluate_segmentation(
+        item["pred"].as_tensor()[None], item["label"].as_tensor()[None], include_background=True
+    )
+    row = flatten_case_metrics(result, NAMES)
+    pred, label = item["pred"].argmax(0).numpy(), item["label"][0].long().numpy()
+    expected = [numpy_dice(pred, label, k) for k in range(3)]
+    assert [row[f"dice_{name}"] for name in NAMES] == pytest.approx(expected, abs=1e-6)
+    assert list(row)[:7] == [*(f"dice_{n}" for n in NAMES), *(f"hd95_{n}" for n in NAMES), "mean_dice"]
+    with pytest.raises(ValueError, match="class_names has 2 names .* num_classes is 3"):
+        flatten_case_metrics(result, NAMES[:2])
+
+
+def test_rater_columns_use_the_class_names(tmp_path: Path) -> None:
+    item = _items(1)[0]
+    label = item["label"][0].long().numpy()
+    g = np.random.default_rng(0)
+    raters = [label, np.where(g.random(label.shape) < 0.2, g.integers(0, 3, label.shape), label)]
+    files = []
+    for r, rater in enumerate(raters):
+        files.append(str(tmp_path / f"rater{r}.nii.gz"))
+        nib.save(nib.Nifti1Image(rater.astype(np.uint8), np.eye(4)), files[-1])
+    handler = SegmentationReportHandler(
+        tmp_path, num_classes=3, class_names=NAMES, rater_files={"case0": files}, diagram_filename=None
+    )
+    rows, _ = _run(handler, [item])
+    for k, name in ((1, "grey_matter"), (2, "white_matter")):
+        assert float(rows[0][f"inter_rater_dice_{name}"]) == pytest.approx(numpy_dice(*raters, k), abs=1e-6)
+    assert not [c for c in rows[0] if "dsc" in c]
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["bg", "grey_matter"], "class_names has 2 names .* but num_classes is 3"),
+        (["bg", "matter", "matter"], r"repeats \['matter'\]"),
+    ],
+)
+def test_wrong_class_names_are_refused(tmp_path: Path, names: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SegmentationReportHandler(tmp_path, num_classes=3, class_names=names)
