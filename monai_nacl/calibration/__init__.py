@@ -33,6 +33,7 @@ from monai_nacl.calibration.io import (
     CALIBRATION_FILE,
     WEIGHTS_FILE,
     LoadedCalibration,
+    StaleCalibration,
     load_calibration,
     save_calibration,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Calibrator",
     "LoadedCalibration",
     "LocalTemperatureScaling",
+    "StaleCalibration",
     "TemperatureScaling",
     "VectorScaling",
     "calibration_report",

@@ -30,6 +30,8 @@ __all__ = [
     "FORMAT_VERSION",
     "WEIGHTS_FILE",
     "LoadedCalibration",
+    "StaleCalibration",
+    "check_fitted_for",
     "load_calibration",
     "save_calibration",
 ]
@@ -63,8 +65,32 @@ class LoadedCalibration:
         return self.calibrator.method
 
 
+class StaleCalibration(SystemExit):
+    """``calibration.json`` was fitted for other weights than the ``model.pt`` it would be applied to (a model
+    trained again after the fit). A ``SystemExit``, so that the message is the last line of the output."""
+
+
+def check_fitted_for(record: dict[str, Any], path: Path, model_file: PathLike) -> None:
+    """Refuse a calibration whose recorded model hash differs from ``model_file``'s (nothing to check for a record
+    without one, as written before the hash was recorded)."""
+    from monai_nacl.workflows.task_settings import file_sha256
+
+    fitted = (record.get("model") or {}).get("sha256")
+    if fitted is None or not Path(model_file).is_file():
+        return
+    if file_sha256(model_file) != fitted:
+        raise StaleCalibration(
+            f"{path} was fitted for other weights than {model_file} (sha256 {fitted[:12]}... recorded, the file "
+            f"is {file_sha256(model_file)[:12]}...; the model was trained again after the fit): {_FIX}."
+        )
+
+
 def save_calibration(
-    calibrator: Calibrator, directory: PathLike, fit: dict[str, Any] | None = None, warning: str | None = None
+    calibrator: Calibrator,
+    directory: PathLike,
+    fit: dict[str, Any] | None = None,
+    warning: str | None = None,
+    model_file: PathLike | None = None,
 ) -> Path:
     """Write ``<directory>/calibration.json`` (and ``calibration_weights.pt`` for a calibrator with weights).
 
@@ -75,6 +101,8 @@ def save_calibration(
         directory: usually the bundle's ``ckpt_dir``, beside ``model.pt``.
         fit: what the fit measured (see :func:`monai_nacl.calibration.calibration_report`).
         warning: a sentence stored under ``"warning"`` (e.g. the validation ECE got worse).
+        model_file: the weights the calibration was fitted for; their SHA-256 is stored under ``"model"`` so that
+            applying it to retrained weights is refused (:func:`check_fitted_for`).
 
     Returns:
         the path of ``calibration.json``.
@@ -89,6 +117,10 @@ def save_calibration(
         record["weights"] = WEIGHTS_FILE
     else:
         weights.unlink(missing_ok=True)
+    if model_file is not None and Path(model_file).is_file():
+        from monai_nacl.workflows.task_settings import file_sha256
+
+        record["model"] = {"file": Path(model_file).name, "sha256": file_sha256(model_file)}
     if fit is not None:
         record["fit"] = fit
     if warning:

@@ -12,7 +12,7 @@ from monai.config import KeysCollection, PathLike
 from monai.transforms import MapTransform
 
 from monai_nacl.calibration.calibrators import CALIBRATORS, Calibrator
-from monai_nacl.calibration.io import CALIBRATION_FILE, LoadedCalibration, load_calibration
+from monai_nacl.calibration.io import CALIBRATION_FILE, LoadedCalibration, check_fitted_for, load_calibration
 
 __all__ = ["AUTO", "NONE", "ApplyCalibrationd"]
 
@@ -45,6 +45,8 @@ class ApplyCalibrationd(MapTransform):
         method_override: None or ``"auto"``: apply what the folder holds (nothing if it holds nothing);
             ``"none"``: apply nothing; ``"ts"`` / ``"vector"`` / ``"lts"``: require that method in the folder.
         image_key: the image item, given to an ``lts`` calibrator fitted with the image.
+        model_file: the weights whose logits are calibrated (the bundle's ``<ckpt_dir>/model.pt``): a calibration
+            fitted for other weights (recorded hash) is refused (:class:`StaleCalibration`). None: not checked.
         allow_missing_keys: don't raise for a missing key.
     """
 
@@ -54,9 +56,11 @@ class ApplyCalibrationd(MapTransform):
         calibration_dir: PathLike | None = None,
         method_override: str | None = None,
         image_key: str = "image",
+        model_file: PathLike | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.model_file = model_file
         if isinstance(method_override, str):
             method_override = method_override.strip().lower()
         choices = [None, AUTO, NONE, *CALIBRATORS]
@@ -100,6 +104,8 @@ class ApplyCalibrationd(MapTransform):
                 f"calibration {self.method_override!r} was requested but {path} holds method {loaded.method!r}; refit "
                 f"with --calibration_method {self.method_override}, or pass --calibration auto to apply {loaded.method!r}."
             )
+        if self.model_file is not None:
+            check_fitted_for(loaded.record, loaded.path, self.model_file)
         logger.info("calibration: applying %s from %s.", loaded.calibrator.describe(), path)
         if "warning" in loaded.record:
             logger.warning("calibration: %s", loaded.record["warning"])

@@ -159,7 +159,12 @@ def fit_and_save(
             "test metrics with and without it (--calibration none) before deploying."
         )
         logger.warning("calibration: %s", warning)
-    path = save_calibration(calibrator.cpu(), ckpt_dir, fit, warning)
+    model_file = None if checkpoint is None else ckpt_dir / checkpoint
+    path = save_calibration(calibrator.cpu(), ckpt_dir, fit, warning, model_file=model_file)
+    if model_file is not None and model_file.parent.resolve() == ckpt_dir.resolve():
+        from monai_nacl.workflows.task_settings import record_calibration
+
+        record_calibration(ckpt_dir, {"method": calibrator.method, "file": path.name})
     logger.info(
         "calibration: fitted %s on %d voxels of %d validation case(s): NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s",
         calibrator.describe(),

@@ -13,6 +13,7 @@ from monai_nacl.workflows.atomic_io import (
 )
 from monai_nacl.workflows.bundle_setup import (
     as_flag,
+    default_ckpt_dir,
     inference_inputs,
     is_rank_zero,
     locate_bundle,
@@ -34,24 +35,40 @@ from monai_nacl.workflows.resume import (
     last_checkpoint,
 )
 from monai_nacl.workflows.skipped_cases import SkippedCase, SkippedCases
+from monai_nacl.workflows.task_settings import (
+    TASK_FILE,
+    MissingModel,
+    TaskMismatch,
+    TaskSettingsWriter,
+    TrainedTask,
+    describe_transform,
+    record_calibration,
+)
 from monai_nacl.workflows.uncertainty import UncertaintyMapsd, uncertainty_maps
 from monai_nacl.workflows.validation import ValidationScheduleHandler
 
 __all__ = [
     "LAST_CHECKPOINT",
+    "TASK_FILE",
     "AtomicNibabelWriter",
     "BestMetricState",
     "LastCheckpointSaver",
+    "MissingModel",
     "ResumeCheckpointLoader",
     "SegmentationReportHandler",
     "SkippedCase",
     "SkippedCases",
+    "TaskMismatch",
+    "TaskSettingsWriter",
+    "TrainedTask",
     "UncertaintyMapsd",
     "ValidationScheduleHandler",
     "as_flag",
     "atomic_write",
     "atomic_write_text",
     "case_name",
+    "default_ckpt_dir",
+    "describe_transform",
     "flatten_case_metrics",
     "inference_inputs",
     "is_rank_zero",
@@ -59,6 +76,7 @@ __all__ = [
     "locate_bundle",
     "log_settings",
     "rater_files",
+    "record_calibration",
     "require_valid_datalist",
     "select_loss",
     "uncertainty_maps",

@@ -17,6 +17,7 @@ from monai.config import PathLike
 
 __all__ = [
     "as_flag",
+    "default_ckpt_dir",
     "inference_inputs",
     "is_rank_zero",
     "locate_bundle",
@@ -124,6 +125,16 @@ def locate_bundle(name: str, argv: Sequence[str] | None = None) -> str:
         f"{[str(c) for c in candidates]}; run from the bundle folder, give its configs/ files with --config_file, "
         f"or pass --bundle_root /path/to/{name}."
     )
+
+
+def default_ckpt_dir(bundle_root: PathLike, output_dir: PathLike) -> str:
+    """Where the weights go unless ``--ckpt_dir`` says otherwise: ``<bundle_root>/models`` (the model zoo's place)
+    while ``output_dir`` is the bundle's own ``<bundle_root>/eval``, else ``<output_dir>/models``, so that
+    ``--output_dir DIR`` moves everything a run writes into ``DIR`` and never into the bundle folder."""
+    bundle_root, output_dir = Path(bundle_root).resolve(), Path(output_dir).resolve()
+    if output_dir == bundle_root / "eval":
+        return os.fspath(bundle_root / "models")
+    return os.fspath(output_dir / "models")
 
 
 def select_loss(losses: Mapping[str, torch.nn.Module], loss_name: str) -> torch.nn.Module:

@@ -1,8 +1,8 @@
 """The one source of the shipped bundles: shared templates plus what each bundle does differently.
 
-``monai_nacl/bundles/_shared/`` holds every file the bundles have in common, verbatim (``evaluate.yaml``,
-``multi_gpu_*.yaml``, ``logging.conf``, ``calibrate.yaml``, licences) or as a template with ``{{slots}}``
-(``train.yaml.in``, ``inference.yaml.in``, ``protocol_paper.yaml.in``). :data:`BUNDLE_SPECS` fills the slots of
+``monai_nacl/bundles/_shared/`` holds every file the bundles have in common, verbatim (``multi_gpu_*.yaml``,
+``logging.conf``, ``calibrate.yaml``, licences) or as a template with ``{{slots}}`` (``train.yaml.in``,
+``evaluate.yaml.in``, ``inference.yaml.in``, ``protocol_paper.yaml.in``). :data:`BUNDLE_SPECS` fills the slots of
 each bundle, and the ``losses:`` dictionary is written from the package's loss registry
 (:data:`monai_nacl.losses.LOSS_DEFAULTS`), so the defaults exist once. The generated files are committed, so
 every bundle folder stays self-contained (copy it anywhere and run it); ``python -m monai_nacl bundle generate``
@@ -25,7 +25,6 @@ SHARED_DIR = BUNDLES_DIR / "_shared"
 """The bundles' shared sources."""
 
 _VERBATIM = {
-    "evaluate.yaml": "configs/evaluate.yaml",
     "calibrate.yaml": "configs/calibrate.yaml",
     "multi_gpu_train.yaml": "configs/multi_gpu_train.yaml",
     "multi_gpu_evaluate.yaml": "configs/multi_gpu_evaluate.yaml",
@@ -36,6 +35,7 @@ _VERBATIM = {
 _TEMPLATES = {
     "train.yaml.in": "configs/train.yaml",
     "inference.yaml.in": "configs/inference.yaml",
+    "evaluate.yaml.in": "configs/evaluate.yaml",
     "protocol_paper.yaml.in": "configs/protocol_paper.yaml",
 }
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
@@ -70,6 +70,19 @@ _PAPER_UNET2D = (
 )
 
 
+# the training defaults every bundle shares (train.yaml.in); the roi comes from each bundle's schedule
+_NUM_CLASSES, _PIXDIM = 3, "[2.0, 2.0, 2.0]"
+
+
+def _network_record(network: str) -> str:
+    """The ``task#network_def`` block of train.yaml: every argument of ``network_def`` by reference, so that
+    overrides (``--network_def#channels``, protocol_paper.yaml) reach ``task.json``."""
+    keys = re.findall(r"^  (\w+):", network, flags=re.MULTILINE)
+    lines = ["  network_def:", '    target: "@network_def#_target_"', "    args:"]
+    lines += [f'      {key}: "@network_def#{key}"' for key in keys if key != "_target_"]
+    return "\n".join(lines) + "\n"
+
+
 def _bundle(
     name: str, dims: int, header: str, schedule: dict, sw_batch: int, network: str, paper_network: str
 ) -> dict[str, str]:
@@ -78,7 +91,11 @@ def _bundle(
         "name": name,
         "header": header,
         "task": _TASK.format(**schedule),
-        "inference_task": f"roi_size: {schedule['roi']}\n{schedule['extra']}sw_batch_size: {sw_batch}",
+        "inference_task": f"{schedule['extra']}sw_batch_size: {sw_batch}",
+        "num_classes": str(_NUM_CLASSES),
+        "pixdim": _PIXDIM,
+        "task_defaults": f"{{num_classes: {_NUM_CLASSES}, pixdim: {_PIXDIM}, roi_size: {schedule['roi']}}}",
+        "network_record": _network_record(network),
         "sw_batch_size": f"sw_batch_size: {sw_batch}",
         "network_def": network,
         "patch_size": '"@roi_size"' if three_d else "$@roi_size + [1]",

@@ -1,0 +1,503 @@
+"""What a trained model needs to be used correctly, written beside its weights as ``<ckpt_dir>/task.json``.
+
+A ``model.pt`` alone does not say at which spacing, with which classes, network or intensity normalisation it was
+trained; evaluating it with the bundle's defaults when it was trained otherwise gives wrong numbers without an error
+(trained at 1.5 x 1.5 x 3 mm, inferred at 2 mm: class Dice 0.38 instead of 0.63). So training writes the task
+(:class:`TaskSettingsWriter`, each time ``model.pt`` is written), and ``evaluate.yaml`` / ``inference.yaml`` read it
+(:class:`TrainedTask`), so that a user passes only data paths::
+
+    {"format_version": 1, "bundle": "unet2d_nacl", "monai_nacl_version": "0.1.0",
+     "num_classes": 3, "class_names": ["background_other", "grey_matter", "white_matter"],
+     "pixdim": [2.0, 2.0, 2.0], "roi_size": [96, 96],
+     "network_def": {"_target_": "monai.networks.nets.UNet", "spatial_dims": 2, "in_channels": 1, ...},
+     "intensity_transforms": [{"_target_": "monai.transforms.intensity.dictionary.NormalizeIntensityd",
+                               "keys": ["image"], "nonzero": true}],
+     "loss_name": "nacl", "datalist": "...", "model": {"file": "model.pt", "sha256": "..."},
+     "calibration": null}
+
+``calibration`` is filled by the post-hoc fit (``configs/calibrate.yaml``) with the method it wrote beside the model.
+An explicit setting that contradicts the file (``--pixdim``, ``--num_classes``, a datalist naming other classes) is
+refused with both values named; without the file (a model trained elsewhere or by an earlier version) the bundle's
+defaults are used and the log says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from pydoc import locate
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from monai.config import PathLike
+
+from monai_nacl.workflows.atomic_io import atomic_write_text
+
+__all__ = [
+    "FORMAT_VERSION",
+    "TASK_FILE",
+    "MissingModel",
+    "TaskMismatch",
+    "TaskSettingsWriter",
+    "TrainedTask",
+    "describe_transform",
+    "file_sha256",
+    "record_calibration",
+    "task_record",
+]
+
+TASK_FILE = "task.json"
+FORMAT_VERSION = 1
+logger = logging.getLogger("monai_nacl")
+
+_JSON_SCALARS = (type(None), bool, int, float, str)
+
+
+class TaskMismatch(SystemExit):
+    """A setting of this run contradicts the model's ``task.json``: the message ends with one line per conflict.
+
+    A ``SystemExit`` for the reason given in :class:`monai_nacl.workflows.bundle_setup.DataCheckFailed`: MONAI
+    passes it through untouched, so the conflicts are the last lines of the output, without a traceback.
+    """
+
+    def __init__(self, message: str, conflicts: Sequence[str]) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts)
+
+
+class MissingModel(SystemExit):
+    """There is no ``model.pt`` where the run looks for it (a ``SystemExit``, as :class:`TaskMismatch`)."""
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _jsonable(value: Any) -> tuple[bool, Any]:
+    """``(True, json_value)`` for values JSON can hold exactly (tuples become lists), else ``(False, None)``."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars
+        value = value.item()
+    if isinstance(value, _JSON_SCALARS):
+        return (False, None) if isinstance(value, float) and not math.isfinite(value) else (True, value)
+    if isinstance(value, (list, tuple)):
+        items = [_jsonable(v) for v in value]
+        return (all(ok for ok, _ in items), [v for _, v in items])
+    if isinstance(value, torch.Tensor) and value.numel() <= 64:
+        return True, value.tolist()
+    return False, None
+
+
+def _target(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def _plain_state(obj: Any) -> dict[str, Any]:
+    """The JSON-able attributes of a transform and of the transforms it holds (what its constructor stored)."""
+    from monai.transforms import Transform
+
+    state = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, Transform):
+            state.update({f"{name}.{k}": v for k, v in _plain_state(value).items()})
+        else:
+            ok, plain = _jsonable(value)
+            state[name] = plain if ok else repr(value)
+    return state
+
+
+def describe_transform(transform: Any) -> dict[str, Any]:
+    """A MONAI-config description of a transform instance, ``{"_target_": ..., <argument>: <value>, ...}``.
+
+    The arguments are the constructor's parameters found as attributes of the instance or of the transforms it
+    holds (``NormalizeIntensityd`` keeps ``nonzero`` on its ``normalizer``); those equal to their default are left
+    out. The description is verified by rebuilding the transform from it and comparing every stored attribute;
+    when that fails (a parameter kept under another name, a value JSON cannot hold) it carries
+    ``"_rebuildable_": false`` and is only compared, never rebuilt.
+    """
+    from monai.transforms import Transform
+
+    holders = [transform, *(v for v in vars(transform).values() if isinstance(v, Transform))]
+    description: dict[str, Any] = {"_target_": _target(transform)}
+    rebuildable = True
+    for parameter in list(inspect.signature(type(transform).__init__).parameters.values())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        holder = next((h for h in holders if parameter.name in vars(h)), None)
+        if holder is None:
+            rebuildable &= parameter.default is not parameter.empty
+            continue
+        value = vars(holder)[parameter.name]
+        if parameter.default is not parameter.empty and _same(value, parameter.default):
+            continue
+        ok, plain = _jsonable(value)
+        if ok:
+            description[parameter.name] = plain
+        else:
+            rebuildable = False
+            description[parameter.name] = repr(value)
+    if rebuildable:
+        try:
+            rebuilt = _build(description)
+            rebuildable = _plain_state(rebuilt) == _plain_state(transform)
+        except Exception:  # noqa: BLE001 - any constructor failure means: compare only, never rebuild
+            rebuildable = False
+    if not rebuildable:
+        description["_rebuildable_"] = False
+    return description
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) if type(a) is type(b) or isinstance(a, _JSON_SCALARS) else a is b
+    except Exception:  # noqa: BLE001 - e.g. an array compared with a scalar: not the default
+        return False
+
+
+def _build(description: Mapping[str, Any]) -> Any:
+    target = locate(description["_target_"])
+    if target is None:
+        raise ValueError(f"cannot import {description['_target_']!r}.")
+    return target(**{k: v for k, v in description.items() if not (k.startswith("_") and k.endswith("_"))})
+
+
+def _network_description(network: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"target": ..., "args": {...}}`` of the bundle config -> ``{"_target_": ..., **args}`` (JSON)."""
+    description = {"_target_": str(network["target"])}
+    for key, value in dict(network.get("args", {})).items():
+        ok, plain = _jsonable(value)
+        if not ok:
+            raise ValueError(f"network_def#{key} = {value!r} cannot be written to {TASK_FILE}; give a plain value.")
+        description[key] = plain
+    return description
+
+
+def task_record(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The content of ``task.json`` for the bundle's ``task`` settings (see the module docstring).
+
+    ``task["network_def"]`` is ``{"target": <class path>, "args": {...}}`` (the bundle config cannot hold a
+    ``_target_`` key there without instantiating it); ``task["intensity_transforms"]`` the instantiated transforms.
+    """
+    import monai_nacl
+
+    record: dict[str, Any] = {"format_version": FORMAT_VERSION, "monai_nacl_version": monai_nacl.__version__}
+    for key, value in task.items():
+        if key == "network_def":
+            record[key] = _network_description(value)
+        elif key == "intensity_transforms":
+            record[key] = [describe_transform(t) for t in value]
+        else:
+            ok, plain = _jsonable(os.fspath(value) if isinstance(value, Path) else value)
+            record[key] = plain if ok else repr(value)
+    record.setdefault("calibration", None)
+    return record
+
+
+class TaskSettingsWriter:
+    """Write ``<ckpt_dir>/task.json`` each time ``model.pt`` has been written (attach it to the validator, after
+    its ``CheckpointSaver``): the file always describes the weights beside it, and an earlier run's calibration is
+    not claimed for new weights (``calibration`` is reset to null, and ``calibration.json`` refuses a model whose
+    hash it was not fitted on).
+
+    With ``resume``, a ``task.json`` already there that contradicts this run (another ``num_classes``, spacing,
+    network or intensity handling) stops the run before it trains on top of a checkpoint of another task.
+
+    Args:
+        task: the bundle's ``task`` settings (see :func:`task_record`).
+        ckpt_dir: the folder of ``model.pt``.
+        model_file: the weights' file name in ``ckpt_dir``.
+        resume: whether this run resumes ``ckpt_dir``'s last checkpoint.
+    """
+
+    def __init__(
+        self, task: Mapping[str, Any], ckpt_dir: PathLike, model_file: str = "model.pt", resume: bool | str = False
+    ) -> None:
+        from monai_nacl.workflows.bundle_setup import as_flag
+
+        self.record = task_record(task)
+        self.ckpt_dir = Path(ckpt_dir)
+        self.model_file = model_file
+        self.resume = as_flag(resume, "resume")
+        self._seen: tuple[int, int] | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Check a resumed run's task, then write after every validation round that saved the model."""
+        if self.resume and (self.ckpt_dir / TASK_FILE).is_file():
+            TrainedTask(self.ckpt_dir).require_same(self.record, "the resumed checkpoint's")
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine | None = None) -> Path | None:
+        """Write ``task.json`` if ``model.pt`` changed since the last call; returns its path when written."""
+        model = self.ckpt_dir / self.model_file
+        if not model.is_file():
+            return None
+        stat = model.stat()
+        if self._seen == (stat.st_mtime_ns, stat.st_size):
+            return None
+        self._seen = (stat.st_mtime_ns, stat.st_size)
+        record = {**self.record, "model": {"file": self.model_file, "sha256": file_sha256(model)}}
+        return atomic_write_text(self.ckpt_dir / TASK_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def record_calibration(ckpt_dir: PathLike, calibration: Mapping[str, Any] | None) -> Path | None:
+    """Note the post-hoc calibration fitted for ``<ckpt_dir>/model.pt`` in its ``task.json`` (if there is one)."""
+    path = Path(ckpt_dir) / TASK_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["calibration"] = None if calibration is None else dict(calibration)
+    return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(_jsonable(value)[1] if _jsonable(value)[0] else repr(value))
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    return a == b
+
+
+class TrainedTask:
+    """The task of the model in ``ckpt_dir``, read from its ``task.json`` (see the module docstring).
+
+    The bundle ids ``num_classes``, ``pixdim``, ``roi_size`` and ``class_names`` of ``evaluate.yaml`` and
+    ``inference.yaml`` are expressions on this object, so they take the trained values unless given on the command
+    line; :meth:`check` (in ``initialize``) then refuses a given value that contradicts the file.
+
+    Args:
+        ckpt_dir: the folder of ``model.pt`` and ``task.json``.
+        defaults: the values to use without a ``task.json`` (the bundle's training defaults); the log says so.
+        model_file: the weights' file name in ``ckpt_dir``.
+    """
+
+    def __init__(
+        self, ckpt_dir: PathLike, defaults: Mapping[str, Any] | None = None, model_file: str = "model.pt"
+    ) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.path = self.ckpt_dir / TASK_FILE
+        self.model_file = model_file
+        self.defaults = dict(defaults or {})
+        self.record: dict[str, Any] | None = None
+        if self.path.is_file():
+            try:
+                record = json.loads(self.path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"{self.path} is not valid JSON ({e.msg} at line {e.lineno}); train again to rewrite it, or "
+                    "delete it and pass --num_classes, --pixdim and --roi_size as the model was trained."
+                ) from e
+            version = record.get("format_version") if isinstance(record, dict) else None
+            if version != FORMAT_VERSION:
+                raise ValueError(
+                    f"{self.path}: format_version {version!r} is not {FORMAT_VERSION} (this version of monai_nacl); "
+                    "use the monai_nacl version that trained the model, or train again."
+                )
+            self.record = record
+            logger.info(
+                "the model's task, from %s: num_classes %s %s, pixdim %s, roi_size %s, network %s",
+                self.path,
+                record.get("num_classes"),
+                record.get("class_names"),
+                record.get("pixdim"),
+                record.get("roi_size"),
+                (record.get("network_def") or {}).get("_target_"),
+            )
+        else:
+            logger.warning(
+                "no %s beside the model in %s (trained elsewhere or by an earlier version): using the bundle's "
+                "defaults %s; pass --num_classes, --pixdim and --roi_size if the model was trained otherwise.",
+                TASK_FILE,
+                self.ckpt_dir,
+                self.defaults,
+            )
+
+    def get(self, key: str) -> Any:
+        """The trained value of ``key``, else the default; None if neither knows it."""
+        if self.record is not None and self.record.get(key) is not None:
+            return self.record[key]
+        return self.defaults.get(key)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._required("num_classes"))
+
+    @property
+    def pixdim(self) -> list[float]:
+        return [float(v) for v in self._required("pixdim")]
+
+    @property
+    def roi_size(self) -> list[int]:
+        return [int(v) for v in self._required("roi_size")]
+
+    @property
+    def class_names(self) -> list[str] | None:
+        names = self.get("class_names")
+        return None if names is None else [str(n) for n in names]
+
+    def _required(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            where = f"{self.path} has no {key!r}" if self.record is not None else f"there is no {self.path}"
+            raise ValueError(f"{where}: pass --{key} with the value the model was trained with.")
+        return value
+
+    def check(self, datalist: PathLike | Mapping[str, Any] | None = None, **requested: Any) -> None:
+        """Refuse settings of this run that contradict the trained task.
+
+        Args:
+            datalist: the evaluated datalist (path or content); when it names its classes (MSD ``labels``), they
+                must be the trained class names.
+            requested: the run's values (``num_classes=@num_classes, pixdim=@pixdim``); ``roi_size`` may differ
+                (a larger sliding window is a choice of the evaluation) and is only logged.
+
+        Raises:
+            TaskMismatch: one line per contradiction, naming both values and the fix.
+        """
+        if self.record is None:
+            return
+        conflicts = []
+        for key, value in requested.items():
+            trained = self.record.get(key)
+            if trained is None or value is None or _close(list(value) if isinstance(value, tuple) else value, trained):
+                continue
+            if key == "roi_size":
+                logger.info("roi_size %s (sliding window) differs from the training patch %s.", value, trained)
+                continue
+            conflicts.append(
+                f"--{key} {_shown(value)} contradicts {self.path}: the model was trained with {key} "
+                f"{_shown(trained)}; drop --{key} (the trained value is used) or train a model for {_shown(value)}"
+            )
+        trained_names = self.record.get("class_names")
+        datalist_class_names = _declared_class_names(datalist, len(trained_names or []))
+        if None not in (datalist_class_names, trained_names) and list(datalist_class_names) != list(trained_names):
+            conflicts.append(
+                f"the datalist names the classes {list(datalist_class_names)} but the model in {self.ckpt_dir} "
+                f"was trained for {list(trained_names)}; evaluate it on data labelled as it was trained (or fix "
+                "the datalist's labels)"
+            )
+        if conflicts:
+            raise TaskMismatch(
+                "\n".join([f"this run contradicts the task the model was trained for ({len(conflicts)}):", *conflicts]),
+                conflicts,
+            )
+
+    def require_same(self, record: Mapping[str, Any], what: str = "this run's") -> None:
+        """Refuse a training ``record`` whose task differs from this file's (a resumed run of another task)."""
+        keys = ("num_classes", "pixdim", "network_def", "intensity_transforms", "class_names")
+        assert self.record is not None
+        conflicts = [
+            f"{key}: {_shown(record.get(key))} in this run, {_shown(self.record.get(key))} in {self.path}"
+            for key in keys
+            if not _close(record.get(key), self.record.get(key))
+        ]
+        if conflicts:
+            raise TaskMismatch(
+                "\n".join(
+                    [
+                        (
+                            f"--resume true continues {what} task, which this run contradicts; pass the settings "
+                            "the checkpoint was trained with, or train into another --output_dir without --resume:"
+                        ),
+                        *conflicts,
+                    ]
+                ),
+                conflicts,
+            )
+
+    def network(self, configured: torch.nn.Module) -> torch.nn.Module:
+        """The network the model was trained with: built from ``task.json``'s ``network_def``, or ``configured``
+        (the config's ``network_def``) without one, or when both have the same class and parameter shapes."""
+        description = None if self.record is None else self.record.get("network_def")
+        if description is None:
+            return configured
+        trained = _build(description)
+        if type(trained) is type(configured) and _shapes(trained) == _shapes(configured):
+            return configured
+        logger.warning(
+            "the config's network_def (%s) is not the network the model was trained with; using %s's: %s",
+            _target(configured),
+            self.path,
+            description,
+        )
+        return trained
+
+    def intensity_transforms(self, configured: Sequence[Any]) -> list[Any]:
+        """The intensity transforms the model was trained with: ``configured`` (the config's) when they match the
+        file's description, else rebuilt from it.
+
+        Raises:
+            TaskMismatch: when they differ and the file's cannot be rebuilt (configure them as the file says).
+        """
+        recorded = None if self.record is None else self.record.get("intensity_transforms")
+        configured = list(configured)
+        if recorded is None:
+            return configured
+        described = [describe_transform(t) for t in configured]
+        if _strip(described) == _strip(recorded):
+            return configured
+        if any(d.get("_rebuildable_") is False for d in recorded):
+            conflict = (
+                f"intensity transforms: this config has {json.dumps(_strip(described))}, the model was trained with "
+                f"{json.dumps(_strip(recorded))} ({self.path}), which cannot be rebuilt from the file; configure "
+                "the same transforms"
+            )
+            raise TaskMismatch(f"this run contradicts the task the model was trained for (1):\n{conflict}", [conflict])
+        logger.info("intensity transforms from %s: %s", self.path, _strip(recorded))
+        return [_build(d) for d in recorded]
+
+    def require_model(self, bundle_root: PathLike | None = None) -> str:
+        """The path of ``model.pt``; a clear error when it is missing (naming ``<bundle_root>/models`` when a model
+        lies there instead)."""
+        model = self.ckpt_dir / self.model_file
+        if not model.is_file():
+            elsewhere = None if bundle_root is None else Path(bundle_root) / "models" / self.model_file
+            hint = (
+                f"; a model lies in {elsewhere.parent}: pass --ckpt_dir {elsewhere.parent}"
+                if elsewhere is not None and elsewhere.is_file() and elsewhere.parent != self.ckpt_dir
+                else ""
+            )
+            raise MissingModel(
+                f"no {self.model_file} in {self.ckpt_dir} (the ckpt_dir; a training with --output_dir DIR writes "
+                f"DIR/models): train first, or pass --ckpt_dir with the folder holding {self.model_file}{hint}."
+            )
+        return os.fspath(model)
+
+
+def _declared_class_names(datalist: PathLike | Mapping[str, Any] | None, num_classes: int) -> list[str] | None:
+    """The class names a datalist declares in its ``labels``, None when it declares none."""
+    if datalist is None:
+        return None
+    if not isinstance(datalist, Mapping):
+        try:
+            datalist = json.loads(Path(datalist).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # the data check reports an unreadable datalist
+    if not isinstance(datalist, Mapping) or not datalist.get("labels"):
+        return None
+    from monai_nacl.data import class_names
+
+    return class_names(datalist, max(num_classes, len(datalist["labels"])))
+
+
+def _strip(descriptions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in d.items() if k != "_rebuildable_"} for d in descriptions]
+
+
+def _shapes(network: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in network.state_dict().items()}
