@@ -82,11 +82,19 @@ def test_bundles_share_conventions() -> None:
 
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_inference_matches_training(bundle: str) -> None:
-    train, inference = load(bundle, "train.yaml"), load(bundle, "inference.yaml")
-    for key in ("network_def", "num_classes", "pixdim", "roi_size", "validate#inferer"):
+    train, inference, evaluate = (
+        load(bundle, *n) for n in (["train.yaml"], ["inference.yaml"], ["train.yaml", "evaluate.yaml"])
+    )
+    for key in ("network_def", "validate#inferer"):
         assert inference[key.replace("validate#", "")] == train[key], key
+    # the task comes from task.json; without one, from the same defaults as training's
+    for key in ("num_classes", "pixdim", "roi_size"):
+        assert inference[key] == evaluate[key] == f"$@trained_task.{key}"
+        assert inference["trained_task#defaults"][key] == evaluate["trained_task#defaults"][key] == train[key], key
     train_chain = [t["_target_"] for t in train["train#load_transforms"] + train["train#intensity_transforms"]]
-    assert [t["_target_"] for t in inference["preprocessing#transforms"]] == train_chain
+    inference_chain = inference["load_transforms"] + inference["intensity_transforms"]
+    assert [t["_target_"] for t in inference_chain] == train_chain
+    assert inference["intensity_transforms"][0]["nonzero"] == train["train#intensity_transforms"][0]["nonzero"]
 
 
 def _loss(bundle: str, loss_name: str, **overrides: object) -> torch.nn.Module:
@@ -137,7 +145,7 @@ def test_multi_gpu_fragment_wires_distributed_parts() -> None:
     assert any("gloo" in line and "nccl" in line for line in merged["initialize"])
     # the handlers disabled on ranks > 0 are the writers, chosen by what they are; those that gather or all-reduce
     # across ranks (reliability diagram, CRaC multipliers) run on every rank, so no collective is left waiting
-    writers = {"StatsHandler", "TensorBoardStatsHandler", "CheckpointSaver"}
+    writers = {"StatsHandler", "TensorBoardStatsHandler", "CheckpointSaver", "monai_nacl.workflows.TaskSettingsWriter"}
     for key in ("train#handlers", "validate#handlers"):
         for handler in merged[key]:
             rank_zero_only = handler.get("_disabled_") == "$not @rank_zero"

@@ -99,7 +99,7 @@ def test_resume_continues_with_the_next_epoch(one_epoch_runs: tuple[Path, Path],
     network = unet2d()
     network.load_state_dict(load_checkpoint(models / "model.pt"))
     network.load_state_dict(resumed["network"])
-    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt", "task.json"]
 
 
 def start_paused_in_epoch_2(out: Path, synthetic_3d: tuple[str, str], log: Path) -> subprocess.Popen:
@@ -141,7 +141,7 @@ def test_resume_after_sigkill_in_the_middle_of_an_epoch(tmp_path: Path, syntheti
             process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     # what the killed run left: epoch 1's complete files, no temporary file, epoch 2's first step not saved
-    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt", "task.json"]
     killed = load_checkpoint(models / "checkpoint_last.pt")
     assert killed["trainer"]["iteration"] == EPOCH_LENGTH and adam_steps(killed) == {EPOCH_LENGTH}
     assert killed["validation"]["best_metric_epoch"] == 1
@@ -173,7 +173,7 @@ def test_resume_after_sigkill_in_the_middle_of_an_epoch(tmp_path: Path, syntheti
         assert best["best_metric_epoch"] in (2, 3)
     network.load_state_dict(load_checkpoint(models / "model.pt"))
     network.load_state_dict(resumed["network"])
-    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt"]
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_last.pt", "model.pt", "task.json"]
 
 
 def test_resume_without_checkpoint_is_a_readable_error(tmp_path: Path, synthetic_3d: tuple[str, str]) -> None:

@@ -41,7 +41,8 @@ def test_config_keys_monailabel_reads(bundle: str) -> None:
     fmt = meta["network_data_format"]
     image, pred = fmt["inputs"]["image"], fmt["outputs"]["pred"]
     assert image["num_channels"] == 1 and len(image["channel_def"]) == 1
-    assert pred["num_channels"] == infer["num_classes"] == len(pred["channel_def"])
+    infer["bundle_root"] = str(BUNDLES_DIR / bundle)  # MONAI Label sets it; no task.json there: the defaults
+    assert pred["num_channels"] == infer.get_parsed_content("num_classes") == len(pred["channel_def"])
     assert pred["channel_def"]["0"] == "background"
     ndim = 2 if bundle == "unet2d_nacl" else 3
     assert len(image["spatial_shape"]) == len(pred["spatial_shape"]) == ndim
@@ -86,7 +87,7 @@ def test_inference_pipeline_as_monailabel_runs_it(bundle: str, tmp_path: Path) -
     pred = item["pred"]
     assert tuple(pred.shape[-3:]) == data.shape, "labels must be back in the image's original grid"
     labels = torch.as_tensor(pred).reshape(-1)
-    assert labels.min() >= 0 and labels.max() < parser["num_classes"]
+    assert labels.min() >= 0 and labels.max() < parser.get_parsed_content("num_classes")
     assert torch.equal(labels, labels.round())
     written = sorted(p.name for p in (tmp_path / "out" / "predictions").iterdir())
     assert written == ["case_entropy.nii.gz", "case_max_prob.nii.gz", "case_seg.nii.gz"]

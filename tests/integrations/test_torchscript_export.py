@@ -13,7 +13,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ckpt_export
 
-from tests.bundles.bundle_helpers import config_path
+from tests.bundles.bundle_helpers import BUNDLES_DIR, config_path
 
 # bundle -> (overrides keeping the network small, trace input shape or None for scripting, test input shape)
 CASES = {
@@ -33,7 +33,9 @@ def test_ckpt_export_matches_eager(bundle: str, config: str, tmp_path: Path) -> 
     if config == "train.yaml" and bundle == "swinunetr_nacl":
         pytest.skip("train.yaml holds the same network_def as inference.yaml; tracing SwinUNETR twice costs ~10 s")
     overrides, trace_shape, x_shape = CASES[bundle]
-    overrides = {"device": "$torch.device('cpu')", **overrides}
+    # bundle_root: found from --config_file on a command line, named here in-process (inference.yaml's network
+    # reads num_classes from the task.json the bundle's models/ would hold, the bundle's defaults without it)
+    overrides = {"device": "$torch.device('cpu')", "bundle_root": str(BUNDLES_DIR / bundle), **overrides}
     parser = ConfigParser()
     parser.read_config(config_path(bundle, config))
     parser.update(overrides)
