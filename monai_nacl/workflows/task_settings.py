@@ -424,18 +424,48 @@ class TrainedTask:
         """The network the model was trained with: built from ``task.json``'s ``network_def``, or ``configured``
         (the config's ``network_def``) without one, or when both have the same class and parameter shapes."""
         description = None if self.record is None else self.record.get("network_def")
-        if description is None:
-            return configured
-        trained = _build(description)
-        if type(trained) is type(configured) and _shapes(trained) == _shapes(configured):
-            return configured
-        logger.warning(
-            "the config's network_def (%s) is not the network the model was trained with; using %s's: %s",
-            _target(configured),
-            self.path,
-            description,
-        )
-        return trained
+        network = configured
+        if description is not None:
+            trained = _build(description)
+            if type(trained) is not type(configured) or _shapes(trained) != _shapes(configured):
+                logger.warning(
+                    "the config's network_def (%s) is not the network the model was trained with; using %s's: %s",
+                    _target(configured),
+                    self.path,
+                    description,
+                )
+                network = trained
+        self._require_weights_fit(network)
+        return network
+
+    def _require_weights_fit(self, network: torch.nn.Module) -> None:
+        """Refuse a network whose parameters do not have the shapes of ``model.pt``'s (instead of PyTorch's
+        ``size mismatch`` traceback when the weights are loaded), naming the first differences and the fix."""
+        model = self.ckpt_dir / self.model_file
+        if not model.is_file():
+            return
+        state = torch.load(model, map_location="cpu", weights_only=True)
+        if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+            state = state["model"]
+        expected = _shapes(network)
+        saved = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        differences = [
+            f"{key}: {saved.get(key, 'absent')} in {self.model_file}, {shape} in the network"
+            for key, shape in expected.items()
+            if saved.get(key) != shape
+        ]
+        if differences:
+            fix = (
+                "the model's task.json describes another network; train again"
+                if self.record is not None
+                else f"pass --num_classes (and the network settings) the model was trained with: without {TASK_FILE} "
+                "the bundle's defaults are used"
+            )
+            conflict = (
+                f"{model} does not fit the network ({len(differences)} parameter(s) differ, e.g. "
+                f"{'; '.join(differences[:2])}): {fix}"
+            )
+            raise TaskMismatch(f"this run contradicts the model's weights (1):\n{conflict}", [conflict])
 
     def intensity_transforms(self, configured: Sequence[Any]) -> list[Any]:
         """The intensity transforms the model was trained with: ``configured`` (the config's) when they match the

@@ -182,3 +182,18 @@ def test_calibration_of_other_weights_is_refused(tmp_path):
         ApplyCalibrationd("pred", calibration_dir=folder, model_file=folder / "model.pt")({"pred": logits})
     # without the model's path there is nothing to compare
     ApplyCalibrationd("pred", calibration_dir=folder)({"pred": logits})
+
+
+def test_weights_of_another_network_are_refused_before_loading(tmp_path):
+    """Without task.json (bundle defaults) a model with another number of classes: a clear refusal naming a
+    parameter and --num_classes, not PyTorch's size-mismatch traceback."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    torch.save(UNet(**{**UNET_ARGS, "out_channels": 4}).state_dict(), folder / "model.pt")
+    task = TrainedTask(folder, defaults={"num_classes": 3})
+    with pytest.raises(TaskMismatch) as error:
+        task.network(UNet(**UNET_ARGS))
+    message = str(error.value)
+    assert "parameter(s) differ" in message and "(4," in message and "(3," in message and "--num_classes" in message
+    fitting = UNet(**{**UNET_ARGS, "out_channels": 4})
+    assert task.network(fitting) is fitting
