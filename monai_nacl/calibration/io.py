@@ -24,6 +24,7 @@ from monai.config import PathLike
 
 from monai_nacl.calibration.calibrators import CALIBRATORS, Calibrator
 from monai_nacl.workflows.atomic_io import atomic_write, atomic_write_text
+from monai_nacl.workflows.task_settings import file_sha256
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -73,15 +74,14 @@ class StaleCalibration(SystemExit):
 def check_fitted_for(record: dict[str, Any], path: Path, model_file: PathLike) -> None:
     """Refuse a calibration whose recorded model hash differs from ``model_file``'s (nothing to check for a record
     without one, as written before the hash was recorded)."""
-    from monai_nacl.workflows.task_settings import file_sha256
-
     fitted = (record.get("model") or {}).get("sha256")
     if fitted is None or not Path(model_file).is_file():
         return
-    if file_sha256(model_file) != fitted:
+    actual = file_sha256(model_file)
+    if actual != fitted:
         raise StaleCalibration(
             f"{path} was fitted for other weights than {model_file} (sha256 {fitted[:12]}... recorded, the file "
-            f"is {file_sha256(model_file)[:12]}...; the model was trained again after the fit): {_FIX}."
+            f"is {actual[:12]}...; the model was trained again after the fit): {_FIX}."
         )
 
 
@@ -118,8 +118,6 @@ def save_calibration(
     else:
         weights.unlink(missing_ok=True)
     if model_file is not None and Path(model_file).is_file():
-        from monai_nacl.workflows.task_settings import file_sha256
-
         record["model"] = {"file": Path(model_file).name, "sha256": file_sha256(model_file)}
     if fit is not None:
         record["fit"] = fit

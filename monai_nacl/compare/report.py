@@ -17,7 +17,6 @@ with what is needed to reproduce it (bundle, protocol, datalist and its sha256, 
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
 import json
 import math
@@ -59,6 +58,7 @@ from monai_nacl.compare.table import (
 )
 from monai_nacl.metrics import CalibrationStatistics, concatenate_statistics, statistics_from_dict
 from monai_nacl.workflows.report import HISTOGRAMS_FILENAME as HISTOGRAMS
+from monai_nacl.workflows.task_settings import file_sha256
 
 __all__ = [
     "CSV_COLUMNS",
@@ -410,9 +410,7 @@ def _paired_lines(
 
 
 def _sha256(path: str | None) -> str | None:
-    if not path or not Path(path).is_file():
-        return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path) if path and Path(path).is_file() else None
 
 
 def _command_line(argv: list[str]) -> str:
