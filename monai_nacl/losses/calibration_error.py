@@ -26,7 +26,7 @@ class _MarginalL1ACE(torch.autograd.Function):
     Each element gets one flat key (image, class, node): its bin (hard), or (soft) its node ``t = floor(p M + 0.5)``,
     from which it splits between bins ``t - 1`` (weight ``1 - frac``) and ``t`` (weight ``frac = p M + 0.5 - t``),
     both clamped to ``[0, M - 1]``. The node sums of ``1, p, y`` (and, soft, of ``frac``, ``frac p``, ``frac y``)
-    are float64 scatter-adds; soft node sums are then folded into bins. Excluded voxels go to one extra "discard"
+    are scatter-adds (float32 per chunk of voxels, added in float64); soft node sums are then folded into bins. Excluded voxels go to one extra "discard"
     key that is never read. Pairs that are inactive (class absent with ``ignore_empty_classes``, or the background
     when it is left out) have value and gradient 0.
     """
@@ -62,27 +62,32 @@ class _MarginalL1ACE(torch.autograd.Function):
         if valid is not None:
             key.masked_fill_(~valid, discard)
 
-        flat = key.view(-1)
-        ones = torch.ones((), dtype=torch.float64, device=device).expand(flat.numel())
-        sums = torch.zeros((6 if soft else 3, discard + 1), dtype=torch.float64, device=device)
-        probs64 = probs.reshape(-1).double()
+        # float32 scatter-adds into one cell per (key, chunk of CHUNK voxels), summed over the chunks in float64:
+        # each float32 cell adds at most CHUNK values (counts stay exact), and the single-threaded scatter-add
+        # moves half the bytes of a float64 one, with no float64 copy of every element
+        chunks = -(-probs.shape[-1] // _CHUNK)
+        ckey = key if chunks == 1 else key * chunks + _chunk_index(probs.shape[-1], device)
+        flat = ckey.view(-1)
+        rows = 6 if soft else 3
+        sums = torch.zeros((rows, (discard + 1) * chunks), dtype=torch.float32, device=device)
+        ones = torch.ones((), dtype=torch.float32, device=device).expand(flat.numel())
         sums[0].index_add_(0, flat, ones)
-        sums[1].index_add_(0, flat, probs64)
+        sums[1].index_add_(0, flat, probs.reshape(-1))
         label_key = None
         if labels is not None:  # the true class of each voxel: its key in that class's channel
-            label_key = key.gather(1, labels).view(-1)
+            label_key = ckey.gather(1, labels).view(-1)
             sums[2].index_add_(0, label_key, ones[: label_key.numel()])
         else:
-            sums[2].index_add_(0, flat, onehot.reshape(-1).double())
+            sums[2].index_add_(0, flat, onehot.reshape(-1).float())
         if soft:
-            frac64 = frac.reshape(-1).double()
-            sums[3].index_add_(0, flat, frac64)
+            sums[3].index_add_(0, flat, frac.reshape(-1))
             if label_key is not None:
-                sums[5].index_add_(0, label_key, frac.gather(1, labels).reshape(-1).double())
+                sums[5].index_add_(0, label_key, frac.gather(1, labels).reshape(-1))
             else:
-                sums[5].index_add_(0, flat, frac64 * onehot.reshape(-1).double())
-            sums[4].index_add_(0, flat, frac64.mul_(probs64))
-        del probs64
+                sums[5].index_add_(0, flat, (frac * onehot).reshape(-1).float())
+            sums[4].index_add_(0, flat, torch.mul(frac, probs).view(-1))
+        del ckey, flat
+        sums = sums.view(rows, discard + 1, chunks).sum(-1, dtype=torch.float64)
         table = sums[:, :discard].view(-1, batch, channels, nodes)
         if soft:
             lower, upper = _node_bins(num_bins, device)
@@ -144,6 +149,15 @@ class _MarginalL1ACE(torch.autograd.Function):
         # softmax backward: p * (g - sum_c p_c g_c)
         grad_p.sub_(torch.linalg.vecdot(probs, grad_p, dim=1).unsqueeze(1)).mul_(probs)
         return (grad_p.view(ctx.logits_shape), *([None] * 8))
+
+
+_CHUNK = 1 << 16
+"""Voxels per float32 partial sum of the bin statistics (see :meth:`_MarginalL1ACE.forward`)."""
+
+
+def _chunk_index(num_voxels: int, device: torch.device) -> torch.Tensor:
+    """``(1, 1, num_voxels)`` int32: each voxel's chunk of :data:`_CHUNK` voxels."""
+    return torch.arange(num_voxels, dtype=torch.int32, device=device).div_(_CHUNK, rounding_mode="floor").view(1, 1, -1)
 
 
 def _node_bins(num_bins: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

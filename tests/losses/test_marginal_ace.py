@@ -110,6 +110,24 @@ def test_mask_and_ignore_index_exclude_voxels(binning):
 
 
 @pytest.mark.parametrize("binning", ["hard", "soft"])
+@pytest.mark.parametrize("target", ["labels", "onehot"])
+def test_volumes_above_one_chunk_match_reference(binning, target):
+    """The bin statistics are float32 partial sums per chunk of 65536 voxels, added in float64: a 2D image of
+    300 x 240 voxels (two chunks) with a mask, against the float64 reference."""
+    gen = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 3, 300, 240, generator=gen) * 3
+    labels = torch.randint(0, 3, (2, 300, 240), generator=gen)
+    keep = torch.rand(2, 300, 240, generator=gen) > 0.25
+    y = torch.from_numpy(one_hot_np(labels.numpy(), 3))
+    given = labels[:, None] if target == "labels" else y.float()
+    loss = MarginalL1ACELoss(binning=binning, ce_weight=0.0, num_bins=15)
+    value, grad = ours(loss, logits, given, mask=keep[:, None])
+    ref_value, ref_grad = reference(logits, y, keep=keep, ce_weight=0.0, binning=binning, num_bins=15)
+    np.testing.assert_allclose(value.item(), ref_value.item(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("binning", ["hard", "soft"])
 def test_soft_and_one_hot_targets(binning):
     logits, labels = make_case(3)
     onehot = torch.from_numpy(one_hot_np(labels.numpy(), 3)).float()
