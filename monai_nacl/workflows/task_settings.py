@@ -262,7 +262,8 @@ def record_calibration(ckpt_dir: PathLike, calibration: Mapping[str, Any] | None
 
 
 def _shown(value: Any) -> str:
-    return json.dumps(_jsonable(value)[1] if _jsonable(value)[0] else repr(value))
+    ok, plain = _jsonable(value)
+    return json.dumps(plain if ok else repr(value))
 
 
 def _close(a: Any, b: Any) -> bool:
