@@ -1,5 +1,5 @@
 """``python -m monai_nacl {compare,demo,bundle}``: compare calibration losses through a bundle, run the demo, or
-list, export and regenerate the shipped bundles.
+list and export the shipped bundles.
 
 Examples::
 
@@ -23,15 +23,14 @@ USAGE = __doc__ + (
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to ``compare``, ``demo`` or ``bundle``; exit status 0, 1 when a run failed (see the report) or
-    ``bundle generate --check`` found differences, 2 on bad usage."""
+    """Dispatch to ``compare``, ``demo`` or ``bundle``; exit status 0, 1 when a run failed (see the report), 2 on bad usage."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "bundle":
-        from monai_nacl.workflows.bundle_export import bundle_main
+        from monai_nacl.bundle.export import bundle_main
 
         return bundle_main(rest)
     if command not in ("compare", "demo"):

@@ -23,8 +23,7 @@ import torch
 from monai.config import PathLike
 
 from monai_nacl.calibration.calibrators import CALIBRATORS, Calibrator
-from monai_nacl.workflows.atomic_io import atomic_write, atomic_write_text
-from monai_nacl.workflows.task_settings import file_sha256
+from monai_nacl.utils import atomic_write, atomic_write_text, file_sha256
 
 __all__ = [
     "CALIBRATION_FILE",

@@ -1,7 +1,7 @@
 """The post-hoc rows of a comparison (``<loss> + TS`` / ``+ VS`` / ``+ LTS``), through the bundle's own path.
 
 For each trained model and method, the bundle's ``configs/calibrate.yaml`` (or, for a bundle without one, the
-shipped bundles' shared ``calibrate.yaml``, merged after ``train.yaml``) runs
+shipped bundles' ``calibrate.yaml``, the same in all three, merged after ``train.yaml``) runs
 :func:`monai_nacl.calibration.fit_and_save` on the validation split into the method's folder, then the bundle's
 evaluation runs on the test split with :class:`monai_nacl.calibration.ApplyCalibrationd` reading that folder (the
 bundle's own when its evaluation defines ``calibration_dir``, else the fragment ``configs/posthoc.yaml``). A model
@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from monai_nacl.bundle.shipped import BUNDLES_DIR
 from monai_nacl.compare.overrides import literal
-from monai_nacl.workflows.bundle_sources import SHARED_DIR
 
 __all__ = [
     "CALIBRATE_FRAGMENT",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 FRAGMENTS = Path(__file__).resolve().parent / "configs"
-CALIBRATE_FRAGMENT = SHARED_DIR / "calibrate.yaml"
+CALIBRATE_FRAGMENT = BUNDLES_DIR / "unet3d_nacl" / "configs" / "calibrate.yaml"
 """Fits and saves a calibrator (merged after ``train.yaml``) for a bundle without ``configs/calibrate.yaml``."""
 POSTHOC_FRAGMENT = FRAGMENTS / "posthoc.yaml"
 """Applies the saved calibrator before the evaluation's postprocessing, for a bundle whose evaluation does not."""

@@ -57,8 +57,8 @@ from monai_nacl.compare.table import (
     write_per_case_csv,
 )
 from monai_nacl.metrics import CalibrationStatistics, concatenate_statistics, statistics_from_dict
+from monai_nacl.utils import file_sha256
 from monai_nacl.workflows.report import HISTOGRAMS_FILENAME as HISTOGRAMS
-from monai_nacl.workflows.task_settings import file_sha256
 
 __all__ = [
     "CSV_COLUMNS",

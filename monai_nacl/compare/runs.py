@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monai_nacl.bundle.shipped import BUNDLES_DIR, shipped_bundle_names
 from monai_nacl.compare.grid import Variant
 
 __all__ = [
     "ALL_VOXELS_DIR",
-    "BUNDLES_DIR",
     "POSTHOC_DIRS",
     "SUMMARY",
     "RunSpec",
@@ -36,8 +36,6 @@ __all__ = [
     "write_done",
 ]
 
-BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
-"""The bundles shipped inside the package (``monai_nacl/bundles/<name>``, package data of the wheel)."""
 
 DONE = "done"
 SUMMARY = "summary.json"
@@ -72,19 +70,18 @@ class RunSpec:
 
 
 def resolve_bundle(bundle: str | os.PathLike) -> Path:
-    """The folder of a bundle given by name (``unet2d_nacl``, looked up in ``bundles/``) or by path.
+    """The folder of a bundle given by path, or by the name of a shipped bundle (``unet2d_nacl``).
 
     Raises:
-        ValueError: when neither the path nor ``bundles/<name>`` holds ``configs/train.yaml``.
+        ValueError: when neither the path nor the shipped bundle of that name holds ``configs/train.yaml``.
     """
-    candidates = [Path(bundle), Path.cwd() / "bundles" / str(bundle), BUNDLES_DIR / str(bundle)]
+    candidates = [Path(bundle), BUNDLES_DIR / str(bundle)]
     for candidate in candidates:
         if (candidate / "configs" / "train.yaml").is_file():
             return candidate.resolve()
-    available = sorted(p.name for p in BUNDLES_DIR.glob("*") if (p / "configs" / "train.yaml").is_file())
     raise ValueError(
         f"--bundle {str(bundle)!r}: no configs/train.yaml in {[str(c) for c in candidates]}. "
-        f"Give a bundle folder or one of {available}."
+        f"Give a bundle folder or one of {shipped_bundle_names()}."
     )
 
 

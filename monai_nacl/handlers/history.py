@@ -91,7 +91,7 @@ class TrainingHistoryHandler:
                 self._loss_count += 1
 
     def _write_epoch(self, engine: Engine) -> None:
-        from monai_nacl.workflows.atomic_io import atomic_write_text
+        from monai_nacl.utils import atomic_write_text
 
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
             return  # every rank holds the same (synchronised) metrics; rank 0 writes

@@ -6,17 +6,12 @@ Bundle configs name them by dotted path (``monai_nacl.workflows.UncertaintyMapsd
 
 from __future__ import annotations
 
-from monai_nacl.workflows.atomic_io import (
-    AtomicNibabelWriter,
-    atomic_write,
-    atomic_write_text,
-)
+from monai_nacl.utils import atomic_write, atomic_write_text, is_rank_zero
+from monai_nacl.workflows.atomic_io import AtomicNibabelWriter
 from monai_nacl.workflows.bundle_setup import (
     as_flag,
     default_ckpt_dir,
     inference_inputs,
-    is_rank_zero,
-    locate_bundle,
     log_settings,
     require_valid_datalist,
     select_loss,
@@ -73,7 +68,6 @@ __all__ = [
     "inference_inputs",
     "is_rank_zero",
     "last_checkpoint",
-    "locate_bundle",
     "log_settings",
     "rater_files",
     "record_calibration",

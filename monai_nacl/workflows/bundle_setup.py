@@ -5,22 +5,19 @@ These are the few decisions a bundle config cannot express by itself; everything
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from monai.config import PathLike
 
+from monai_nacl.utils import is_rank_zero
+
 __all__ = [
     "as_flag",
     "default_ckpt_dir",
     "inference_inputs",
-    "is_rank_zero",
-    "locate_bundle",
     "log_settings",
     "require_valid_datalist",
     "select_loss",
@@ -53,14 +50,6 @@ def as_flag(value: bool | int | str, name: str) -> bool:
     raise ValueError(f"--{name} {value!r} is not a yes/no value; pass --{name} true or --{name} false.")
 
 
-def is_rank_zero() -> bool:
-    """Whether this process writes the run's files: rank 0 of an initialised ``torch.distributed`` group, or the only
-    process. The bundles disable their writing handlers with ``_disabled_: "$not @rank_zero"``."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
-        torch.distributed.get_rank() == 0
-    )
-
-
 def log_settings(settings: Mapping[str, object], title: str = "effective settings") -> None:
     """Log the run's effective settings at start-up (rank 0), one ``id: value`` per line, so that an override that
     did not take (a misspelled ``--max_epoch 5`` adds an unused id and leaves ``max_epochs`` as it was) is visible."""
@@ -69,62 +58,6 @@ def log_settings(settings: Mapping[str, object], title: str = "effective setting
 
         lines = "\n".join(f"  {key}: {value}" for key, value in settings.items())
         logging.getLogger("monai_nacl").info("%s:\n%s", title, lines)
-
-
-def _bundle_name(folder: Path) -> str | None:
-    meta = folder / "configs" / "metadata.json"
-    if not meta.is_file():
-        return None
-    try:
-        return json.loads(meta.read_text(encoding="utf-8")).get("name")
-    except (OSError, ValueError):
-        return None
-
-
-def _config_files_in(argv: Sequence[str]) -> list[Path]:
-    """The paths given to ``--config_file`` on a ``monai.bundle run`` command line (a path or a list literal)."""
-    values = []
-    for i, arg in enumerate(argv):
-        if arg == "--config_file" and i + 1 < len(argv):
-            values.append(argv[i + 1])
-        elif arg.startswith("--config_file="):
-            values.append(arg.split("=", 1)[1])
-    paths = []
-    for value in values:
-        quoted = re.findall(r"['\"]([^'\"]+)['\"]", value)
-        paths.extend(Path(p) for p in (quoted or [v.strip(" []") for v in value.split(",")]) if p)
-    return paths
-
-
-def locate_bundle(name: str, argv: Sequence[str] | None = None) -> str:
-    """Root folder of the bundle ``name``: the folder holding ``configs/metadata.json`` whose ``name`` matches.
-
-    A bundle config cannot see its own path, so ``bundle_root`` is taken from where the run was started: the
-    bundle folder above the ``--config_file`` files of the command line (``python -m monai.bundle run
-    --config_file path/to/<name>/configs/train.yaml`` from anywhere), else the working directory or its parent
-    (run from the bundle folder or its ``configs/``, as the model zoo does). There is no other fallback, so a
-    copied bundle never writes into another copy: pass ``--bundle_root DIR`` to choose explicitly.
-
-    Args:
-        name: the bundle name, as in ``metadata.json``.
-        argv: the command line to read ``--config_file`` from (default ``sys.argv``).
-
-    Raises:
-        ValueError: if none of these holds the bundle; pass ``--bundle_root /path/to/<name>`` then.
-    """
-    cwd = Path.cwd()
-    from_configs = [
-        (cwd / path).resolve().parent.parent for path in _config_files_in(sys.argv if argv is None else argv)
-    ]
-    candidates = [*from_configs, cwd, cwd.parent]
-    for folder in candidates:
-        if _bundle_name(folder) == name:
-            return str(folder.resolve())
-    raise ValueError(
-        f"cannot find the bundle '{name}' (a folder with configs/metadata.json naming it) in "
-        f"{[str(c) for c in candidates]}; run from the bundle folder, give its configs/ files with --config_file, "
-        f"or pass --bundle_root /path/to/{name}."
-    )
 
 
 def default_ckpt_dir(bundle_root: PathLike, output_dir: PathLike) -> str:

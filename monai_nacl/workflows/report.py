@@ -18,7 +18,7 @@ import torch
 from monai.data.utils import affine_to_spacing
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monai_nacl.workflows.atomic_io import atomic_write, atomic_write_text
+from monai_nacl.utils import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events

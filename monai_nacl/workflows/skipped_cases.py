@@ -19,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from monai_nacl.data import DataProblem, check_cases
 from monai_nacl.data.files import case_id, first_image
+from monai_nacl.utils import is_rank_zero
 from monai_nacl.workflows.bundle_setup import as_flag
 
 __all__ = ["SkippedCase", "SkippedCases"]
@@ -46,12 +45,6 @@ class SkippedCase:
 def _case_name(item: Any) -> str:
     first = first_image(item)
     return case_id(first) if isinstance(first, str) and first else repr(item)[:80]
-
-
-def _is_main_process() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
-        torch.distributed.get_rank() == 0
-    )
 
 
 class SkippedCases:
@@ -104,7 +97,7 @@ class SkippedCases:
                 kept.append(item)
                 continue
             rejected.append(SkippedCase(_case_name(item), tuple(problems)))
-            if _is_main_process():
+            if is_rank_zero():
                 for problem in problems:
                     logger.warning("skipping %s", problem)
         self.skipped += rejected

@@ -23,7 +23,6 @@ defaults are used and the log says so.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -38,7 +37,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.config import PathLike
 
-from monai_nacl.workflows.atomic_io import atomic_write_text
+from monai_nacl.utils import atomic_write_text, file_sha256
 
 __all__ = [
     "FORMAT_VERSION",
@@ -48,7 +47,6 @@ __all__ = [
     "TaskSettingsWriter",
     "TrainedTask",
     "describe_transform",
-    "file_sha256",
     "record_calibration",
     "task_record",
 ]
@@ -74,15 +72,6 @@ class TaskMismatch(SystemExit):
 
 class MissingModel(SystemExit):
     """There is no ``model.pt`` where the run looks for it (a ``SystemExit``, as :class:`TaskMismatch`)."""
-
-
-def file_sha256(path: PathLike) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _jsonable(value: Any) -> tuple[bool, Any]:

@@ -13,10 +13,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_nacl.losses import LOSS_NAMES  # noqa: F401  (re-exported: the registry the bundles are generated from)
-
 REPO = Path(__file__).resolve().parents[2]
-BUNDLES_DIR = REPO / "monai_nacl" / "bundles"
+BUNDLES_DIR = REPO / "bundles"
 BUNDLES = ("unet2d_nacl", "unet3d_nacl", "swinunetr_nacl")
 
 

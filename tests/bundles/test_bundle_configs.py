@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from bundle_helpers import BUNDLES, BUNDLES_DIR, LOSS_NAMES, config_path, read_json
+from bundle_helpers import BUNDLES, BUNDLES_DIR, config_path, read_json
 from monai.bundle import ConfigParser
+
+from monai_nacl.losses import LOSS_NAMES
 
 REQUIRED_FILES = (
     "configs/metadata.json",

@@ -1,5 +1,5 @@
-"""``python -m monai_nacl bundle {list,export,generate}``: a self-contained copy without a run's leftovers, no silent
-overwrite, and ``generate --check`` naming the files that differ from the sources."""
+"""``python -m monai_nacl bundle {list,export}``: a self-contained copy without a run's leftovers, and no silent
+overwrite."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from bundle_helpers import BUNDLES, BUNDLES_DIR
 
 from monai_nacl.__main__ import main
-from monai_nacl.workflows import bundle_export
-from monai_nacl.workflows.bundle_sources import generate_bundles
+from monai_nacl.bundle import export as bundle_export
 
 
 def _files(folder: Path) -> set[str]:
@@ -68,21 +67,4 @@ def test_export_refuses_a_non_empty_folder_unless_forced(
 def test_list_names_every_bundle(capsys: pytest.CaptureFixture) -> None:
     assert main(["bundle", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == list(BUNDLES)
-
-
-def test_generate_check_lists_the_differing_files(
-    shipped: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
-    monkeypatch.setattr(bundle_export, "generate_bundles", lambda check: generate_bundles(shipped, check=check))
-    generate_bundles(shipped)  # the copy as the sources generate it, whatever the checkout holds
-    assert main(["bundle", "generate", "--check"]) == 0
-    edited = shipped / "unet3d_nacl" / "configs" / "evaluate.yaml"
-    edited.write_text(edited.read_text() + "# edited by hand\n")
-    capsys.readouterr()
-    assert main(["bundle", "generate", "--check"]) == 1
-    captured = capsys.readouterr()
-    assert captured.out.splitlines() == [str(edited)] and "1 file(s) differ" in captured.err
-    assert edited.read_text().endswith("# edited by hand\n")
-    assert main(["bundle", "generate"]) == 0 and not edited.read_text().endswith("# edited by hand\n")
-    assert main(["bundle", "generate", "--check"]) == 0
+    assert [line.split(":")[0] for line in lines] == sorted(BUNDLES)

@@ -61,7 +61,7 @@ def test_task_file_describes_the_trained_model(trained: tuple[Path, str, str]) -
     assert task["network_def"]["channels"] == [8, 16, 32, 64] and task["network_def"]["out_channels"] == 3
     assert task["intensity_transforms"][0]["nonzero"] is True
     assert task["datalist"] == datalist and task["calibration"] is None
-    from monai_nacl.workflows.task_settings import file_sha256
+    from monai_nacl.utils import file_sha256
 
     assert task["model"]["sha256"] == file_sha256(out / "models" / "model.pt")
 

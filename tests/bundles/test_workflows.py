@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from monai_nacl.workflows import (
     atomic_write_text,
     case_name,
     inference_inputs,
-    locate_bundle,
     select_loss,
     uncertainty_maps,
 )
@@ -89,26 +87,6 @@ def test_as_flag_reads_command_line_words() -> None:
     for value in ("maybe", "", 2, None):
         with pytest.raises(ValueError, match="--resume .* is not a yes/no value; pass --resume true or --resume false"):
             as_flag(value, "resume")
-
-
-def test_locate_bundle_from_working_dir_or_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = BUNDLES_DIR / "unet2d_nacl"
-    for cwd in (root, root / "configs"):
-        monkeypatch.chdir(cwd)
-        assert Path(locate_bundle("unet2d_nacl", argv=[])) == root.resolve()
-    # from anywhere: the bundle above the --config_file files (a path or MONAI's list literal)
-    monkeypatch.chdir(tmp_path)
-    train = str(root / "configs" / "train.yaml")
-    for argv in (["--config_file", train], [f"--config_file={train}"], ["--config_file", f"['{train}','x.yaml']"]):
-        assert Path(locate_bundle("unet2d_nacl", argv=argv)) == root.resolve()
-    # a copy elsewhere is never replaced by the source tree's bundle
-    copy = tmp_path / "copy"
-    shutil.copytree(root, copy)
-    assert Path(locate_bundle("unet2d_nacl", argv=["--config_file", "copy/configs/train.yaml"])) == copy.resolve()
-    with pytest.raises(ValueError, match="--bundle_root"):
-        locate_bundle("unet2d_nacl", argv=[])
-    with pytest.raises(ValueError, match="--bundle_root"):
-        locate_bundle("no_such_bundle", argv=["--config_file", train])
 
 
 def test_inference_inputs_priority(tmp_path: Path) -> None:

@@ -58,14 +58,15 @@ def test_wheel_installs_exports_and_trains_outside_the_repository(tmp_path: Path
     from monai_nacl import __version__
     from monai_nacl.data import make_synthetic_dataset
 
-    untracked_before, bundle_before = _untracked(), _tree(REPO / "monai_nacl" / "bundles")
+    untracked_before, bundle_before = _untracked(), _tree(REPO / "bundles")
     wheel = _build_wheel(tmp_path)
     assert wheel.name.startswith(f"monai_nacl-{__version__}-")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {str(Path("monai_nacl/bundles") / p) for p in bundle_before if "__pycache__" not in p}
     shipped = {p for p in shipped if not any(f"/{d}/" in p for d in ("models", "eval", "logs"))}
     assert shipped <= names, f"missing from the wheel: {sorted(shipped - names)[:10]}"
-    assert "monai_nacl/py.typed" in names and "monai_nacl/bundles/_shared/train.yaml.in" in names
+    assert "monai_nacl/py.typed" in names and "monai_nacl/bundles/unet2d_nacl/configs/train.yaml" in names
+    assert not [n for n in names if n.startswith("bundles/")], "the bundles belong under monai_nacl/ in the wheel"
 
     site = tmp_path / "site"
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], tmp_path,
@@ -104,7 +105,7 @@ def test_wheel_installs_exports_and_trains_outside_the_repository(tmp_path: Path
     assert list((copy / "eval").glob("events.out.tfevents.*")), "no TensorBoard log in the copy's eval/"
     assert _tree(site / "monai_nacl" / "bundles") == installed_before, "the run wrote into the installed package"
     # new files, not edits: the checkout's existing files may be edited by someone else while the suite runs
-    written = sorted(_tree(REPO / "monai_nacl" / "bundles").keys() - bundle_before.keys())
+    written = sorted(_tree(REPO / "bundles").keys() - bundle_before.keys())
     assert not written, f"the run wrote into the repository's bundles: {written}"
     created = sorted(set(_untracked()) - set(untracked_before))
     assert not created, f"the build or the run wrote into the repository: {created}"

@@ -1,6 +1,6 @@
-"""``python -m monai_nacl bundle {list,export,generate}``: the shipped bundles as folders a user owns.
+"""``python -m monai_nacl bundle {list,export}``: the shipped bundles as folders a user owns.
 
-The bundles are package data (``monai_nacl/bundles/<name>/``, in the wheel as in a checkout). ``export`` copies one
+The bundles are the repository's top-level ``bundles/`` (package data ``monai_nacl/bundles/<name>/`` of the wheel). ``export`` copies one
 into a folder of the user's, without what a run leaves behind (``models/``, ``eval/``, ``logs/``, caches), so the copy
 is self-contained and runs from its own folder with MONAI's plain command::
 
@@ -9,8 +9,7 @@ is self-contained and runs from its own folder with MONAI's plain command::
     python -m monai.bundle run --config_file configs/train.yaml --meta_file configs/metadata.json
 
 There ``bundle_root`` is the copy (the folder above ``--config_file``), so its checkpoints go to the copy's
-``models/`` and its outputs to the copy's ``eval/``, never to the installed package. ``generate`` rewrites the
-bundles from their shared sources (:mod:`monai_nacl.workflows.bundle_sources`); ``generate --check`` only compares.
+``models/`` and its outputs to the copy's ``eval/``, never to the installed package.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from pathlib import Path
 
 from monai.config import PathLike
 
+from monai_nacl.bundle.shipped import BUNDLES_DIR, shipped_bundle_names
 from monai_nacl.data.files import build_atomically
-from monai_nacl.workflows.bundle_sources import BUNDLE_SPECS, BUNDLES_DIR, generate_bundles
 
 __all__ = ["EXCLUDED_FROM_EXPORT", "bundle_main", "export_bundle", "list_bundles"]
 
@@ -35,7 +34,7 @@ EXCLUDED_FROM_EXPORT = ("models", "eval", "logs", "__pycache__", ".pytest_cache"
 def list_bundles() -> dict[str, str]:
     """The shipped bundles: name -> the ``description`` of its ``configs/metadata.json``."""
     bundles = {}
-    for name in BUNDLE_SPECS:
+    for name in shipped_bundle_names(BUNDLES_DIR):
         meta = json.loads((BUNDLES_DIR / name / "configs" / "metadata.json").read_text(encoding="utf-8"))
         bundles[name] = meta.get("description", "")
     return bundles
@@ -59,8 +58,8 @@ def export_bundle(name: str, output_dir: PathLike, force: bool = False) -> Path:
         ValueError: for an unknown bundle name, listing the shipped ones.
         FileExistsError: if ``output_dir`` is not empty and ``force`` is false.
     """
-    if name not in BUNDLE_SPECS:
-        raise ValueError(f"unknown bundle {name!r}; the shipped bundles are {sorted(BUNDLE_SPECS)}.")
+    if name not in shipped_bundle_names(BUNDLES_DIR):
+        raise ValueError(f"unknown bundle {name!r}; the shipped bundles are {shipped_bundle_names(BUNDLES_DIR)}.")
     target = Path(output_dir).expanduser().absolute()
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} is a file; choose a folder for the bundle copy.")
@@ -83,13 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("name", help="bundle name (see 'list')")
     export.add_argument("output_dir", type=Path, help="folder to create")
     export.add_argument("--force", action="store_true", help="replace a non-empty folder (its content is lost)")
-    generate = commands.add_parser("generate", help="rewrite the bundles from monai_nacl/bundles/_shared")
-    generate.add_argument("--check", action="store_true", help="only compare; exit 1 listing the differing files")
     return parser
 
 
 def bundle_main(argv: list[str]) -> int:
-    """The ``bundle`` command; exit status 0, 1 when ``generate --check`` finds differences, 2 on bad usage."""
+    """The ``bundle`` command; exit status 0, 2 on bad usage."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
@@ -98,29 +95,13 @@ def bundle_main(argv: list[str]) -> int:
         for name, description in list_bundles().items():
             print(f"{name}: {description} ({BUNDLES_DIR / name})")
         return 0
-    if args.command == "export":
-        try:
-            copy = export_bundle(args.name, args.output_dir, force=args.force)
-        except (ValueError, FileExistsError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(
-            f"exported {args.name} to {copy}; run it from there:\n  cd {copy}\n  python -m monai.bundle run "
-            "--config_file configs/train.yaml --meta_file configs/metadata.json"
-        )
-        return 0
-    changed = generate_bundles(check=args.check)
-    for path in changed:
-        print(path)
-    if args.check:
-        if changed:
-            print(
-                f"{len(changed)} file(s) differ from monai_nacl/bundles/_shared; run 'python -m monai_nacl bundle "
-                "generate'.",
-                file=sys.stderr,
-            )
-            return 1
-        print("the bundles are what their sources generate", file=sys.stderr)
-        return 0
-    print(f"{len(changed)} file(s) written", file=sys.stderr)
+    try:
+        copy = export_bundle(args.name, args.output_dir, force=args.force)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"exported {args.name} to {copy}; run it from there:\n  cd {copy}\n  python -m monai.bundle run "
+        "--config_file configs/train.yaml --meta_file configs/metadata.json"
+    )
     return 0
