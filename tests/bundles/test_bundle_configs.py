@@ -67,8 +67,8 @@ def test_model_zoo_ids(bundle: str) -> None:
 
 
 def test_bundles_share_conventions() -> None:
-    """Same top-level ids, same loss dictionary and same skipping of unusable inference inputs in every bundle (the
-    shared files are generated from one source: test_bundle_sources.py)."""
+    """Same top-level ids, same loss dictionary and same skipping of unusable inference inputs in every bundle (every
+    other shared id: test_bundle_consistency.py)."""
     first = load(BUNDLES[0], "train.yaml")
     for bundle in BUNDLES[1:]:
         other = load(bundle, "train.yaml")
