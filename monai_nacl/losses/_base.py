@@ -275,6 +275,35 @@ class SegmentationCrossEntropyLoss(_Loss):
             return [(self.dice_weight, soft_dice_per_image(logits, target, self.include_background))]
         return []
 
+    def prepare_inputs(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        prior: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, SegmentationTarget, torch.Tensor | None]:
+        """Check ``forward``'s arguments and bring them to one form: ``(logits, target, prior)``.
+
+        ``logits`` float32 ``(B, C, *spatial)``; ``target`` a :class:`SegmentationTarget` on the logits' device with
+        ``ignore_index`` and ``mask`` folded into its ``valid`` voxels; ``prior`` float32 ``(B, C, *spatial)`` or
+        ``None``. MetaTensor metadata is dropped. Every method that reads a batch the way ``forward`` does (e.g.
+        CRaC's ``constraint_statistics``) starts here, so they accept and reject the same inputs.
+        """
+        logits = _check_logits(input, self.check_finite)
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}.")
+        if mask is not None:
+            mask = _plain(torch.as_tensor(mask)).to(logits.device)
+        tgt = prepare_target(_plain(target).to(logits.device), logits.shape, self.ignore_index, mask)
+        if prior is not None and tuple(prior.shape) != tuple(logits.shape):
+            raise ValueError(
+                f"prior shape {tuple(prior.shape)} does not match input shape {tuple(logits.shape)}; a prior holds "
+                "one channel per class, (B, C, *spatial)."
+            )
+        if prior is not None:
+            prior = _plain(prior).to(logits.device, torch.float32)
+        return logits, tgt, prior
+
     def forward(
         self,
         input: torch.Tensor,
@@ -298,19 +327,7 @@ class SegmentationCrossEntropyLoss(_Loss):
             ValueError: on mismatched shapes, labels outside ``[0, C)``, non-integer labels, or (with
                 ``check_finite``) non-finite logits.
         """
-        logits = _check_logits(input, self.check_finite)
-        if not isinstance(target, torch.Tensor):
-            raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}.")
-        if mask is not None:
-            mask = _plain(torch.as_tensor(mask)).to(logits.device)
-        tgt = prepare_target(_plain(target).to(logits.device), logits.shape, self.ignore_index, mask)
-        if prior is not None and tuple(prior.shape) != tuple(logits.shape):
-            raise ValueError(
-                f"prior shape {tuple(prior.shape)} does not match input shape {tuple(logits.shape)}; a prior holds "
-                "one channel per class, (B, C, *spatial)."
-            )
-        if prior is not None:
-            prior = _plain(prior).to(logits.device, torch.float32)
+        logits, tgt, prior = self.prepare_inputs(input, target, mask, prior)
         voxel = self.voxel_loss(logits, tgt, prior)
         weight = None if tgt.valid is None else tgt.valid.to(voxel.dtype)
         if tgt.valid is not None:  # where, not a product: an excluded voxel's inf/NaN must not leak in
