@@ -1,4 +1,5 @@
-"""Data for monai_nacl: the offline default dataset, synthetic test sets, datalist converters and data checks.
+"""Data for monai_nacl: the offline default dataset, synthetic test sets, datalist converters, data checks and the
+slice-wise training dataset.
 
 Command line: ``python -m monai_nacl.data {build-default,synthetic,datalist,check} ...`` (``--help`` on each).
 """
@@ -29,12 +30,14 @@ from monai_nacl.data.default_dataset import (
 )
 from monai_nacl.data.files import datalist_base_dir
 from monai_nacl.data.raters import inter_rater_dice, pairwise_dice, rater_soft_reference
+from monai_nacl.data.slices import SliceDataset, select_slices
 from monai_nacl.data.synthetic import make_synthetic_dataset
 
 __all__ = [
     "DEFAULT_NUM_CASES",
     "DataProblem",
     "RaterModel",
+    "SliceDataset",
     "acdc_cases",
     "brats_cases",
     "build_default_dataset",
@@ -54,6 +57,7 @@ __all__ = [
     "pairwise_dice",
     "parse_split",
     "rater_soft_reference",
+    "select_slices",
     "simulate_case",
     "split_cases",
     "write_datalist",
