@@ -1,5 +1,5 @@
-"""Small utilities that the libraries (``calibration``, ``handlers``) and the bundle code share: atomic file output,
-file hashes and the writing rank of a distributed run.
+"""Small utilities that the libraries (``calibration``, ``handlers``, ``losses``) and the bundle code share: atomic
+file output, file hashes, the writing rank of a distributed run, yes/no options and plain tensors.
 
 Atomic output writes under a temporary name in the target folder, then renames: a reader (a viewer, a script polling
 for ``summary.json``, a crashed run resumed) sees either the old file or the complete new one, never a half-written
@@ -18,7 +18,33 @@ from typing import Any
 import torch
 from monai.config import PathLike
 
-__all__ = ["atomic_write", "atomic_write_text", "file_sha256", "is_rank_zero"]
+__all__ = ["as_flag", "atomic_write", "atomic_write_text", "file_sha256", "is_rank_zero", "plain_tensor"]
+
+_FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def as_flag(value: bool | int | str, name: str) -> bool:
+    """A yes/no bundle option as a ``bool``.
+
+    ``python -m monai.bundle run --check_data false`` hands the config the *string* ``"false"`` (fire parses
+    only Python literals such as ``False``), and a non-empty string is true in Python. Components that take a
+    yes/no option read it through this function, so ``true``/``false``, ``yes``/``no``, ``on``/``off``,
+    ``1``/``0`` in any case work as well as ``True``/``False``.
+
+    Args:
+        value: the option's value.
+        name: the option's id, for the error message.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
+        return _FLAG_WORDS[value.strip().lower()]
+    raise ValueError(f"--{name} {value!r} is not a yes/no value; pass --{name} true or --{name} false.")
 
 
 def atomic_write(path: PathLike, write: Callable[[str], Any]) -> Path:
@@ -68,3 +94,12 @@ def is_rank_zero() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
         torch.distributed.get_rank() == 0
     )
+
+
+def plain_tensor(x: Any) -> torch.Tensor:
+    """``x`` as a plain ``torch.Tensor``: a ``MetaTensor`` (or other subclass) without its metadata, keeping its
+    autograd history and storage; anything else through ``torch.as_tensor``. Losses and calibrators need no
+    metadata, and MONAI's meta tracking costs time on every operation."""
+    if not isinstance(x, torch.Tensor):
+        return torch.as_tensor(x)
+    return x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)

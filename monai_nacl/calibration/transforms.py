@@ -13,6 +13,7 @@ from monai.transforms import MapTransform
 
 from monai_nacl.calibration.calibrators import CALIBRATORS, Calibrator
 from monai_nacl.calibration.io import CALIBRATION_FILE, LoadedCalibration, check_fitted_for, load_calibration
+from monai_nacl.utils import plain_tensor
 
 __all__ = ["AUTO", "NONE", "ApplyCalibrationd"]
 
@@ -22,10 +23,6 @@ AUTO = "auto"
 """``method_override`` that applies whatever calibration is saved (the same as None)."""
 NONE = "none"
 """``method_override`` that turns calibration off."""
-
-
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
 
 class ApplyCalibrationd(MapTransform):
@@ -145,9 +142,9 @@ class ApplyCalibrationd(MapTransform):
                         f"the {calibrator.describe()} calibrator needs the image, but the item has no {self.image_key!r} "
                         f"(keys {list(d)}); set image_key."
                     )
-                image = _plain(d[self.image_key]).float()[None]
+                image = plain_tensor(d[self.image_key]).float()[None]
             with torch.no_grad():
-                temperature = calibrator.temperature(_plain(logits)[None], image)
+                temperature = calibrator.temperature(plain_tensor(logits)[None], image)
             if temperature.ndim == logits.ndim + 1:
                 temperature = temperature[0]
             d[key] = logits / temperature.to(logits.dtype)

@@ -24,7 +24,7 @@ from monai_nacl.calibration.fitting import (
     sample_calibration_set,
 )
 from monai_nacl.calibration.io import save_calibration
-from monai_nacl.workflows.bundle_setup import as_flag
+from monai_nacl.utils import as_flag
 
 __all__ = ["collect_logits", "fit_and_save", "load_weights"]
 
@@ -161,10 +161,6 @@ def fit_and_save(
         logger.warning("calibration: %s", warning)
     model_file = None if checkpoint is None else ckpt_dir / checkpoint
     path = save_calibration(calibrator.cpu(), ckpt_dir, fit, warning, model_file=model_file)
-    if model_file is not None and model_file.parent.resolve() == ckpt_dir.resolve():
-        from monai_nacl.workflows.task_settings import record_calibration
-
-        record_calibration(ckpt_dir, {"method": calibrator.method, "file": path.name})
     logger.info(
         "calibration: fitted %s on %d voxels of %d validation case(s): NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s",
         calibrator.describe(),

@@ -56,9 +56,9 @@ from monai_nacl.compare.table import (
     write_csv,
     write_per_case_csv,
 )
+from monai_nacl.handlers.report import HISTOGRAMS_FILENAME as HISTOGRAMS
 from monai_nacl.metrics import CalibrationStatistics, concatenate_statistics, statistics_from_dict
 from monai_nacl.utils import file_sha256
-from monai_nacl.workflows.report import HISTOGRAMS_FILENAME as HISTOGRAMS
 
 __all__ = [
     "CSV_COLUMNS",

@@ -30,13 +30,18 @@ from monai_nacl.data.default_dataset import (
 )
 from monai_nacl.data.files import datalist_base_dir
 from monai_nacl.data.raters import inter_rater_dice, pairwise_dice, rater_soft_reference
+from monai_nacl.data.skipped_cases import SkippedCase, SkippedCases
 from monai_nacl.data.slices import SliceDataset, select_slices
 from monai_nacl.data.synthetic import make_synthetic_dataset
+from monai_nacl.data.writers import AtomicNibabelWriter
 
 __all__ = [
     "DEFAULT_NUM_CASES",
+    "AtomicNibabelWriter",
     "DataProblem",
     "RaterModel",
+    "SkippedCase",
+    "SkippedCases",
     "SliceDataset",
     "acdc_cases",
     "brats_cases",

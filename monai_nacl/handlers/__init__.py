@@ -1,4 +1,6 @@
-"""Ignite handlers for MONAI workflows and bundles: calibration metrics and reliability diagrams."""
+"""Ignite handlers for MONAI engines and the bundles: calibration metrics and reliability diagrams, the training
+history, CRaC's multipliers, the validation schedule, resuming a run, the model's ``task.json`` and the evaluation
+report."""
 
 from __future__ import annotations
 
@@ -6,10 +8,42 @@ from monai_nacl.handlers.calibration import CalibrationMetricHandler
 from monai_nacl.handlers.history import TrainingHistoryHandler
 from monai_nacl.handlers.lagrange import LagrangeMultiplierHandler
 from monai_nacl.handlers.reliability import ReliabilityDiagramHandler
+from monai_nacl.handlers.report import (
+    HISTOGRAMS_FILENAME,
+    RATER_METRICS,
+    SegmentationReportHandler,
+    case_name,
+    file_stem,
+    flatten_case_metrics,
+    rater_files,
+)
+from monai_nacl.handlers.resume import (
+    LAST_CHECKPOINT,
+    BestMetricState,
+    LastCheckpointSaver,
+    ResumeCheckpointLoader,
+    last_checkpoint,
+)
+from monai_nacl.handlers.task_settings import TaskSettingsWriter
+from monai_nacl.handlers.validation import ValidationScheduleHandler
 
 __all__ = [
+    "HISTOGRAMS_FILENAME",
+    "LAST_CHECKPOINT",
+    "RATER_METRICS",
+    "BestMetricState",
     "CalibrationMetricHandler",
     "LagrangeMultiplierHandler",
+    "LastCheckpointSaver",
     "ReliabilityDiagramHandler",
+    "ResumeCheckpointLoader",
+    "SegmentationReportHandler",
+    "TaskSettingsWriter",
     "TrainingHistoryHandler",
+    "ValidationScheduleHandler",
+    "case_name",
+    "file_stem",
+    "flatten_case_metrics",
+    "last_checkpoint",
+    "rater_files",
 ]

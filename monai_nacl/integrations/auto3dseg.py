@@ -25,7 +25,7 @@ import yaml
 from monai.bundle import ConfigParser
 
 from monai_nacl.losses import LOSS_NAMES
-from monai_nacl.workflows import atomic_write_text
+from monai_nacl.utils import atomic_write_text
 
 __all__ = ["LOSS_KEYS", "OVERRIDE_FILE", "find_algorithms", "inject_loss", "loss_component", "loss_key"]
 

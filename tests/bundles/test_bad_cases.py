@@ -25,7 +25,7 @@ import torch
 from bundle_helpers import BUNDLES_DIR, MAPS, check_evaluation, config_path, read_json
 from monai.bundle import ConfigParser
 
-from monai_nacl.workflows import SkippedCases
+from monai_nacl.data import SkippedCases
 
 TRUNCATED, WRONG_HEADER = "truncated_case", "wrong_header_case"
 REASONS = {TRUNCATED: "truncated or corrupt image data", WRONG_HEADER: "unreadable NIfTI header"}
@@ -146,7 +146,7 @@ def test_skipped_cases_keeps_order_logs_and_raises(broken_inputs: dict, caplog: 
     test = broken_inputs["test"]
     missing = {"image": str(broken_inputs["folder"] / "no_such_case.nii.gz"), "label": test[0]["label"]}
     skipped = SkippedCases(num_classes=3, section="test")
-    with caplog.at_level(logging.WARNING, logger="monai_nacl.workflows.skipped_cases"):
+    with caplog.at_level(logging.WARNING, logger="monai_nacl.data.skipped_cases"):
         kept = skipped.usable([*test, missing])
     assert kept == [test[0], test[3]]
     assert [case.case for case in skipped.skipped] == [TRUNCATED, WRONG_HEADER, "no_such_case"]

@@ -147,7 +147,7 @@ def test_multi_gpu_fragment_wires_distributed_parts() -> None:
     assert any("gloo" in line and "nccl" in line for line in merged["initialize"])
     # the handlers disabled on ranks > 0 are the writers, chosen by what they are; those that gather or all-reduce
     # across ranks (reliability diagram, CRaC multipliers) run on every rank, so no collective is left waiting
-    writers = {"StatsHandler", "TensorBoardStatsHandler", "CheckpointSaver", "monai_nacl.workflows.TaskSettingsWriter"}
+    writers = {"StatsHandler", "TensorBoardStatsHandler", "CheckpointSaver", "monai_nacl.handlers.TaskSettingsWriter"}
     for key in ("train#handlers", "validate#handlers"):
         for handler in merged[key]:
             rank_zero_only = handler.get("_disabled_") == "$not @rank_zero"

@@ -80,12 +80,14 @@ def test_unet2d_trains_and_evaluates_on_default_data(unet2d_run: Path, default_d
 def test_calibrated_model_evaluates_through_the_bundle(
     unet2d_run: Path, default_data: tuple[str, str], tmp_path: Path
 ) -> None:
-    """calibrate.yaml (ts) writes calibration.json beside a copy of the model; evaluate.yaml then applies it:
+    """calibrate.yaml (ts) writes calibration.json beside a copy of the model and notes it in task.json; evaluate.yaml
+    then applies it:
     summary.json names the calibration, the metrics agree with the written maps (check_evaluation), and every
     confidence moves the way the fitted temperature says."""
     models = tmp_path / "models"
     models.mkdir()
-    (models / "model.pt").write_bytes((unet2d_run / "models" / "model.pt").read_bytes())
+    for name in ("model.pt", "task.json"):
+        (models / name).write_bytes((unet2d_run / "models" / name).read_bytes())
     common = {"ckpt_dir": str(models), "dataset_dir": default_data[0]}
     validation = {
         "validate#dataset#data": split_list(default_data[1], "validation", 1),
@@ -94,6 +96,7 @@ def test_calibrated_model_evaluates_through_the_bundle(
     run_bundle("unet2d_nacl", ["train.yaml", "calibrate.yaml"], calibration_method="ts", **validation, **common)
     fitted = read_json(models / "calibration.json")
     assert fitted["method"] == "ts"
+    assert read_json(models / "task.json")["calibration"] == {"method": "ts", "file": "calibration.json"}
     temperature = float(fitted["parameters"]["temperature"])
     out = tmp_path / "eval"
     test = {"validate#dataset#data": split_list(default_data[1], "test", 1)}

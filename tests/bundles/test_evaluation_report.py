@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import torch
 from monai.data import MetaTensor
 
+from monai_nacl.handlers import SegmentationReportHandler
 from monai_nacl.metrics import (
     calibration_statistics,
     coarse_statistics,
@@ -16,7 +17,6 @@ from monai_nacl.metrics import (
     region_mask,
     statistics_from_dict,
 )
-from monai_nacl.workflows import SegmentationReportHandler
 
 
 def _items(num_cases: int = 3, classes: int = 3, shape=(10, 9)) -> list[dict]:

@@ -193,7 +193,7 @@ def test_best_metric_state_keeps_a_better_saved_model(tmp_path: Path) -> None:
     from monai.engines import SupervisedEvaluator
     from monai.handlers import CheckpointSaver
 
-    from monai_nacl.workflows.resume import BestMetricState
+    from monai_nacl.handlers import BestMetricState
 
     network = torch.nn.Linear(1, 1)
     evaluator = SupervisedEvaluator(device="cpu", val_data_loader=[{"image": torch.zeros(1, 1)}], network=network)

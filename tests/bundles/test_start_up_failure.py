@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from bundle_helpers import config_path
 
+from monai_nacl.bundle import DataCheckFailed, require_valid_datalist
 from monai_nacl.data import check_datalist
-from monai_nacl.workflows.bundle_setup import DataCheckFailed, require_valid_datalist
 
 SHAPE = (12, 10, 8)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from bundle_helpers import BUNDLES_DIR, config_path, read_json, run_bundle, split_list
 
-from monai_nacl.workflows import TaskMismatch
+from monai_nacl.bundle import TaskMismatch
 
 TRAINED = {"pixdim": [3.0, 3.0, 3.0], "roi_size": [48, 48], "network_def#channels": [8, 16, 32, 64]}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monai_nacl.bundle import DataCheckFailed, require_valid_datalist
 from monai_nacl.data import DataProblem, check_datalist
 from monai_nacl.data.__main__ import main
-from monai_nacl.workflows.bundle_setup import DataCheckFailed, require_valid_datalist
 
 SHAPE = (6, 7, 8)
 TISSUE = {"0": "background/other", "1": "grey matter", "2": "white matter"}

@@ -1,4 +1,4 @@
-"""MONAI's NIfTI writer through :func:`monai_nacl.utils.atomic_write`."""
+"""Image writers for the bundles' outputs: MONAI's NIfTI writer through :func:`monai_nacl.utils.atomic_write`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["AtomicNibabelWriter"]
 class AtomicNibabelWriter(NibabelWriter):
     """MONAI's ``NibabelWriter`` writing through a temporary file and a rename (see :func:`atomic_write`).
 
-    Use it with ``SaveImaged(..., writer="monai_nacl.workflows.AtomicNibabelWriter")``.
+    Use it with ``SaveImaged(..., writer="monai_nacl.data.AtomicNibabelWriter")``.
     """
 
     def write(self, filename: PathLike, verbose: bool = False, **obj_kwargs: Any) -> None:

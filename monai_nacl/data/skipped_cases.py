@@ -19,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monai_nacl.data import DataProblem, check_cases
+from monai_nacl.data.checks import DataProblem, check_cases
 from monai_nacl.data.files import case_id, first_image
-from monai_nacl.utils import is_rank_zero
-from monai_nacl.workflows.bundle_setup import as_flag
+from monai_nacl.utils import as_flag, is_rank_zero
 
 __all__ = ["SkippedCase", "SkippedCases"]
 
@@ -53,7 +52,7 @@ class SkippedCases:
     In a bundle config::
 
         skipped_cases:
-          _target_: monai_nacl.workflows.SkippedCases
+          _target_: monai_nacl.data.SkippedCases
           num_classes: "@num_classes"
           section: test
           enabled: "@check_data"

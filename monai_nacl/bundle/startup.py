@@ -1,4 +1,5 @@
-"""Start-up helpers of the bundles: where the bundle is, which loss to train with, whether the data is usable.
+"""Start-up helpers of the bundles: where the weights go, which loss to train with, whether the data is usable,
+which images an inference run reads, and the effective settings in the log.
 
 These are the few decisions a bundle config cannot express by itself; everything else stays in the YAML.
 """
@@ -12,42 +13,16 @@ from pathlib import Path
 import torch
 from monai.config import PathLike
 
-from monai_nacl.utils import is_rank_zero
+from monai_nacl.utils import as_flag, is_rank_zero
 
 __all__ = [
-    "as_flag",
+    "DataCheckFailed",
     "default_ckpt_dir",
     "inference_inputs",
     "log_settings",
     "require_valid_datalist",
     "select_loss",
 ]
-
-_FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-
-
-def as_flag(value: bool | int | str, name: str) -> bool:
-    """A yes/no bundle option as a ``bool``.
-
-    ``python -m monai.bundle run --check_data false`` hands the config the *string* ``"false"`` (fire parses
-    only Python literals such as ``False``), and a non-empty string is true in Python. Components that take a
-    yes/no option read it through this function, so ``true``/``false``, ``yes``/``no``, ``on``/``off``,
-    ``1``/``0`` in any case work as well as ``True``/``False``.
-
-    Args:
-        value: the option's value.
-        name: the option's id, for the error message.
-
-    Raises:
-        ValueError: for any other value.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
-        return _FLAG_WORDS[value.strip().lower()]
-    raise ValueError(f"--{name} {value!r} is not a yes/no value; pass --{name} true or --{name} false.")
 
 
 def log_settings(settings: Mapping[str, object], title: str = "effective settings") -> None:

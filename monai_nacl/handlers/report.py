@@ -23,7 +23,7 @@ from monai_nacl.utils import atomic_write, atomic_write_text
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
 
-    from monai_nacl.workflows.skipped_cases import SkippedCases
+    from monai_nacl.data.skipped_cases import SkippedCases
 else:
     Engine, _ = optional_import(
         "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
@@ -186,7 +186,7 @@ class SegmentationReportHandler:
         dataset_diagram_filename: name of the dataset reliability histogram; ``None`` to skip it.
         histograms_filename: name of the per-case calibration histograms; ``None`` to skip them.
         output_transform: maps ``engine.state.output`` to the list of decollated items (default: itself).
-        skipped_cases: the run's :class:`~monai_nacl.workflows.SkippedCases`, whose cases ``summary.json`` lists
+        skipped_cases: the run's :class:`~monai_nacl.data.SkippedCases`, whose cases ``summary.json`` lists
             under ``skipped``; ``None``: none were skipped.
     """
 

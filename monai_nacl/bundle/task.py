@@ -3,7 +3,7 @@
 A ``model.pt`` alone does not say at which spacing, with which classes, network or intensity normalisation it was
 trained; evaluating it with the bundle's defaults when it was trained otherwise gives wrong numbers without an error
 (trained at 1.5 x 1.5 x 3 mm, inferred at 2 mm: class Dice 0.38 instead of 0.63). So training writes the task
-(:class:`TaskSettingsWriter`, each time ``model.pt`` is written), and ``evaluate.yaml`` / ``inference.yaml`` read it
+(:class:`monai_nacl.handlers.TaskSettingsWriter`, each time ``model.pt`` is written), and ``evaluate.yaml`` / ``inference.yaml`` read it
 (:class:`TrainedTask`), so that a user passes only data paths::
 
     {"format_version": 1, "bundle": "unet2d_nacl", "monai_nacl_version": "0.1.0",
@@ -23,30 +23,29 @@ defaults are used and the log says so.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from pydoc import locate
 from typing import Any
 
 import torch
-from ignite.engine import Engine, Events
 from monai.config import PathLike
 
-from monai_nacl.utils import atomic_write_text, file_sha256
+from monai_nacl.bundle.json_values import json_value
+from monai_nacl.bundle.transform_records import build_described, class_path, describe_transform, without_markers
+from monai_nacl.bundle.weights import parameter_shapes, weight_shape_differences
+from monai_nacl.calibration.io import CALIBRATION_FILE
+from monai_nacl.utils import atomic_write_text
 
 __all__ = [
     "FORMAT_VERSION",
     "TASK_FILE",
     "MissingModel",
     "TaskMismatch",
-    "TaskSettingsWriter",
     "TrainedTask",
-    "describe_transform",
     "record_calibration",
     "task_record",
 ]
@@ -55,13 +54,11 @@ TASK_FILE = "task.json"
 FORMAT_VERSION = 1
 logger = logging.getLogger("monai_nacl")
 
-_JSON_SCALARS = (type(None), bool, int, float, str)
-
 
 class TaskMismatch(SystemExit):
     """A setting of this run contradicts the model's ``task.json``: the message ends with one line per conflict.
 
-    A ``SystemExit`` for the reason given in :class:`monai_nacl.workflows.bundle_setup.DataCheckFailed`: MONAI
+    A ``SystemExit`` for the reason given in :class:`monai_nacl.bundle.startup.DataCheckFailed`: MONAI
     passes it through untouched, so the conflicts are the last lines of the output, without a traceback.
     """
 
@@ -74,99 +71,11 @@ class MissingModel(SystemExit):
     """There is no ``model.pt`` where the run looks for it (a ``SystemExit``, as :class:`TaskMismatch`)."""
 
 
-def _jsonable(value: Any) -> tuple[bool, Any]:
-    """``(True, json_value)`` for values JSON can hold exactly (tuples become lists), else ``(False, None)``."""
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars
-        value = value.item()
-    if isinstance(value, _JSON_SCALARS):
-        return (False, None) if isinstance(value, float) and not math.isfinite(value) else (True, value)
-    if isinstance(value, (list, tuple)):
-        items = [_jsonable(v) for v in value]
-        return (all(ok for ok, _ in items), [v for _, v in items])
-    if isinstance(value, torch.Tensor) and value.numel() <= 64:
-        return True, value.tolist()
-    return False, None
-
-
-def _target(obj: Any) -> str:
-    cls = obj if isinstance(obj, type) else type(obj)
-    return f"{cls.__module__}.{cls.__name__}"
-
-
-def _plain_state(obj: Any) -> dict[str, Any]:
-    """The JSON-able attributes of a transform and of the transforms it holds (what its constructor stored)."""
-    from monai.transforms import Transform
-
-    state = {}
-    for name, value in vars(obj).items():
-        if isinstance(value, Transform):
-            state.update({f"{name}.{k}": v for k, v in _plain_state(value).items()})
-        else:
-            ok, plain = _jsonable(value)
-            state[name] = plain if ok else repr(value)
-    return state
-
-
-def describe_transform(transform: Any) -> dict[str, Any]:
-    """A MONAI-config description of a transform instance, ``{"_target_": ..., <argument>: <value>, ...}``.
-
-    The arguments are the constructor's parameters found as attributes of the instance or of the transforms it
-    holds (``NormalizeIntensityd`` keeps ``nonzero`` on its ``normalizer``); those equal to their default are left
-    out. The description is verified by rebuilding the transform from it and comparing every stored attribute;
-    when that fails (a parameter kept under another name, a value JSON cannot hold) it carries
-    ``"_rebuildable_": false`` and is only compared, never rebuilt.
-    """
-    from monai.transforms import Transform
-
-    holders = [transform, *(v for v in vars(transform).values() if isinstance(v, Transform))]
-    description: dict[str, Any] = {"_target_": _target(transform)}
-    rebuildable = True
-    for parameter in list(inspect.signature(type(transform).__init__).parameters.values())[1:]:
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        holder = next((h for h in holders if parameter.name in vars(h)), None)
-        if holder is None:
-            rebuildable &= parameter.default is not parameter.empty
-            continue
-        value = vars(holder)[parameter.name]
-        if parameter.default is not parameter.empty and _same(value, parameter.default):
-            continue
-        ok, plain = _jsonable(value)
-        if ok:
-            description[parameter.name] = plain
-        else:
-            rebuildable = False
-            description[parameter.name] = repr(value)
-    if rebuildable:
-        try:
-            rebuilt = _build(description)
-            rebuildable = _plain_state(rebuilt) == _plain_state(transform)
-        except Exception:  # noqa: BLE001 - any constructor failure means: compare only, never rebuild
-            rebuildable = False
-    if not rebuildable:
-        description["_rebuildable_"] = False
-    return description
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b) if type(a) is type(b) or isinstance(a, _JSON_SCALARS) else a is b
-    except Exception:  # noqa: BLE001 - e.g. an array compared with a scalar: not the default
-        return False
-
-
-def _build(description: Mapping[str, Any]) -> Any:
-    target = locate(description["_target_"])
-    if target is None:
-        raise ValueError(f"cannot import {description['_target_']!r}.")
-    return target(**{k: v for k, v in description.items() if not (k.startswith("_") and k.endswith("_"))})
-
-
 def _network_description(network: Mapping[str, Any]) -> dict[str, Any]:
     """``{"target": ..., "args": {...}}`` of the bundle config -> ``{"_target_": ..., **args}`` (JSON)."""
     description = {"_target_": str(network["target"])}
     for key, value in dict(network.get("args", {})).items():
-        ok, plain = _jsonable(value)
+        ok, plain = json_value(value)
         if not ok:
             raise ValueError(f"network_def#{key} = {value!r} cannot be written to {TASK_FILE}; give a plain value.")
         description[key] = plain
@@ -188,70 +97,42 @@ def task_record(task: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "intensity_transforms":
             record[key] = [describe_transform(t) for t in value]
         else:
-            ok, plain = _jsonable(os.fspath(value) if isinstance(value, Path) else value)
+            ok, plain = json_value(os.fspath(value) if isinstance(value, Path) else value)
             record[key] = plain if ok else repr(value)
     record.setdefault("calibration", None)
     return record
 
 
-class TaskSettingsWriter:
-    """Write ``<ckpt_dir>/task.json`` each time ``model.pt`` has been written (attach it to the validator, after
-    its ``CheckpointSaver``): the file always describes the weights beside it, and an earlier run's calibration is
-    not claimed for new weights (``calibration`` is reset to null, and ``calibration.json`` refuses a model whose
-    hash it was not fitted on).
+def record_calibration(ckpt_dir: PathLike, calibration: Mapping[str, Any] | None) -> Path | None:
+    """Note in ``<ckpt_dir>/task.json`` (if there is one) the post-hoc calibration fitted for its ``model.pt``.
 
-    With ``resume``, a ``task.json`` already there that contradicts this run (another ``num_classes``, spacing,
-    network or intensity handling) stops the run before it trains on top of a checkpoint of another task.
+    The note is ``{"method": ..., "file": "calibration.json"}``; it is written only when the calibration was fitted
+    on the weights the task describes (the same ``model.sha256`` in both files), so a calibration saved elsewhere
+    or fitted on other weights is never claimed for this model.
 
     Args:
-        task: the bundle's ``task`` settings (see :func:`task_record`).
-        ckpt_dir: the folder of ``model.pt``.
-        model_file: the weights' file name in ``ckpt_dir``.
-        resume: whether this run resumes ``ckpt_dir``'s last checkpoint.
+        ckpt_dir: the folder of ``model.pt`` and ``task.json`` (``calibrate.yaml``'s ``calibration_dir``).
+        calibration: the content of ``calibration.json``, as ``monai_nacl.calibration.fit_and_save`` returns it;
+            None clears the note.
+
+    Returns:
+        the path of ``task.json`` when it was written, else None.
     """
-
-    def __init__(
-        self, task: Mapping[str, Any], ckpt_dir: PathLike, model_file: str = "model.pt", resume: bool | str = False
-    ) -> None:
-        from monai_nacl.workflows.bundle_setup import as_flag
-
-        self.record = task_record(task)
-        self.ckpt_dir = Path(ckpt_dir)
-        self.model_file = model_file
-        self.resume = as_flag(resume, "resume")
-        self._seen: tuple[int, int] | None = None
-
-    def attach(self, engine: Engine) -> None:
-        """Check a resumed run's task, then write after every validation round that saved the model."""
-        if self.resume and (self.ckpt_dir / TASK_FILE).is_file():
-            TrainedTask(self.ckpt_dir).require_same(self.record, "the resumed checkpoint's")
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine | None = None) -> Path | None:
-        """Write ``task.json`` if ``model.pt`` changed since the last call; returns its path when written."""
-        model = self.ckpt_dir / self.model_file
-        if not model.is_file():
-            return None
-        stat = model.stat()
-        if self._seen == (stat.st_mtime_ns, stat.st_size):
-            return None
-        self._seen = (stat.st_mtime_ns, stat.st_size)
-        record = {**self.record, "model": {"file": self.model_file, "sha256": file_sha256(model)}}
-        return atomic_write_text(self.ckpt_dir / TASK_FILE, json.dumps(record, indent=2) + "\n")
-
-
-def record_calibration(ckpt_dir: PathLike, calibration: Mapping[str, Any] | None) -> Path | None:
-    """Note the post-hoc calibration fitted for ``<ckpt_dir>/model.pt`` in its ``task.json`` (if there is one)."""
     path = Path(ckpt_dir) / TASK_FILE
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    record["calibration"] = None if calibration is None else dict(calibration)
+    if calibration is not None:
+        fitted_on = (calibration.get("model") or {}).get("sha256")
+        if fitted_on is None or fitted_on != (record.get("model") or {}).get("sha256"):
+            return None
+        calibration = {"method": calibration["method"], "file": CALIBRATION_FILE}
+    record["calibration"] = calibration
     return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def _shown(value: Any) -> str:
-    ok, plain = _jsonable(value)
+    ok, plain = json_value(value)
     return json.dumps(plain if ok else repr(value))
 
 
@@ -416,11 +297,11 @@ class TrainedTask:
         description = None if self.record is None else self.record.get("network_def")
         network = configured
         if description is not None:
-            trained = _build(description)
-            if type(trained) is not type(configured) or _shapes(trained) != _shapes(configured):
+            trained = build_described(description)
+            if type(trained) is not type(configured) or parameter_shapes(trained) != parameter_shapes(configured):
                 logger.warning(
                     "the config's network_def (%s) is not the network the model was trained with; using %s's: %s",
-                    _target(configured),
+                    class_path(configured),
                     self.path,
                     description,
                 )
@@ -434,16 +315,7 @@ class TrainedTask:
         model = self.ckpt_dir / self.model_file
         if not model.is_file():
             return
-        state = torch.load(model, map_location="cpu", weights_only=True)
-        if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-            state = state["model"]
-        expected = _shapes(network)
-        saved = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-        differences = [
-            f"{key}: {saved.get(key, 'absent')} in {self.model_file}, {shape} in the network"
-            for key, shape in expected.items()
-            if saved.get(key) != shape
-        ]
+        differences = weight_shape_differences(network, model)
         if differences:
             fix = (
                 "the model's task.json describes another network; train again"
@@ -469,17 +341,17 @@ class TrainedTask:
         if recorded is None:
             return configured
         described = [describe_transform(t) for t in configured]
-        if _strip(described) == _strip(recorded):
+        if without_markers(described) == without_markers(recorded):
             return configured
         if any(d.get("_rebuildable_") is False for d in recorded):
             conflict = (
-                f"intensity transforms: this config has {json.dumps(_strip(described))}, the model was trained with "
-                f"{json.dumps(_strip(recorded))} ({self.path}), which cannot be rebuilt from the file; configure "
+                f"intensity transforms: this config has {json.dumps(without_markers(described))}, the model was trained with "
+                f"{json.dumps(without_markers(recorded))} ({self.path}), which cannot be rebuilt from the file; configure "
                 "the same transforms"
             )
             raise TaskMismatch(f"this run contradicts the task the model was trained for (1):\n{conflict}", [conflict])
-        logger.info("intensity transforms from %s: %s", self.path, _strip(recorded))
-        return [_build(d) for d in recorded]
+        logger.info("intensity transforms from %s: %s", self.path, without_markers(recorded))
+        return [build_described(d) for d in recorded]
 
     def require_model(self, bundle_root: PathLike | None = None) -> str:
         """The path of ``model.pt``; a clear error when it is missing (naming ``<bundle_root>/models`` when a model
@@ -513,11 +385,3 @@ def _declared_class_names(datalist: PathLike | Mapping[str, Any] | None, num_cla
     from monai_nacl.data import class_names
 
     return class_names(datalist, max(num_classes, len(datalist["labels"])))
-
-
-def _strip(descriptions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in d.items() if k != "_rebuildable_"} for d in descriptions]
-
-
-def _shapes(network: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in network.state_dict().items()}

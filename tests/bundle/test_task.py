@@ -11,17 +11,17 @@ import torch
 from monai.networks.nets import UNet
 from monai.transforms import Lambdad, NormalizeIntensityd, ScaleIntensityRanged
 
-from monai_nacl.calibration import ApplyCalibrationd, StaleCalibration, TemperatureScaling, save_calibration
-from monai_nacl.workflows import (
+from monai_nacl.bundle import (
     TASK_FILE,
     MissingModel,
     TaskMismatch,
-    TaskSettingsWriter,
     TrainedTask,
     default_ckpt_dir,
     describe_transform,
     record_calibration,
 )
+from monai_nacl.calibration import ApplyCalibrationd, StaleCalibration, TemperatureScaling, save_calibration
+from monai_nacl.handlers import TaskSettingsWriter
 
 UNET_ARGS = {"spatial_dims": 2, "in_channels": 1, "out_channels": 3, "channels": [4, 8], "strides": [2]}
 
@@ -78,8 +78,13 @@ def test_writer_writes_when_the_model_changes_and_resets_the_calibration(tmp_pat
     assert record["network_def"] == {"_target_": "monai.networks.nets.UNet", **UNET_ARGS}
     assert record["intensity_transforms"][0]["nonzero"] is True
     assert record["calibration"] is None and len(record["model"]["sha256"]) == 64
-    record_calibration(folder, {"method": "ts", "file": "calibration.json"})
-    assert json.loads((folder / TASK_FILE).read_text())["calibration"]["method"] == "ts"
+    fitted_elsewhere = {"method": "ts", "model": {"file": "model.pt", "sha256": "0" * 64}}
+    assert record_calibration(folder, fitted_elsewhere) is None  # other weights: not claimed for this model
+    assert record_calibration(folder, {"method": "ts"}) is None  # no model recorded: nothing to tie it to
+    assert json.loads((folder / TASK_FILE).read_text())["calibration"] is None
+    fitted_here = {"method": "ts", "model": {"file": "model.pt", "sha256": record["model"]["sha256"]}}
+    assert record_calibration(folder, fitted_here) == folder / TASK_FILE
+    assert json.loads((folder / TASK_FILE).read_text())["calibration"] == {"method": "ts", "file": "calibration.json"}
 
     writer = TaskSettingsWriter(_task(), folder)
     assert writer() is not None  # first look: written (the model may be new)

@@ -14,8 +14,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
+from monai_nacl.handlers import SegmentationReportHandler, flatten_case_metrics
 from monai_nacl.metrics import evaluate_segmentation
-from monai_nacl.workflows import SegmentationReportHandler, flatten_case_metrics
 
 NAMES = ["background_other", "grey_matter", "white_matter"]
 CALIBRATION = ["ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"]

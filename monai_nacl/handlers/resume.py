@@ -22,7 +22,7 @@ from ignite.handlers import DiskSaver
 from monai.engines import Workflow
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from monai_nacl.workflows.bundle_setup import as_flag
+from monai_nacl.utils import as_flag
 
 __all__ = ["LAST_CHECKPOINT", "BestMetricState", "LastCheckpointSaver", "ResumeCheckpointLoader", "last_checkpoint"]
 

@@ -1,0 +1,54 @@
+"""Start-up helpers of the bundles (monai_nacl.bundle.startup): loss choice, inference inputs, logged settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_nacl.bundle import BUNDLES_DIR, inference_inputs, log_settings, select_loss
+
+
+def test_select_loss() -> None:
+    losses = {"ce": torch.nn.CrossEntropyLoss(), "nacl": torch.nn.Identity()}
+    assert select_loss(losses, "nacl") is losses["nacl"]
+    with pytest.raises(ValueError, match=r"unknown loss_name 'svls'; choose one of \['ce', 'nacl'\]"):
+        select_loss(losses, "svls")
+
+
+def test_inference_inputs_priority(tmp_path: Path) -> None:
+    for name in ("b.nii.gz", "a.nii", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    datalist = tmp_path / "list.json"
+    datalist.write_text(json.dumps({"test": [{"image": "b.nii.gz"}]}))
+    files = [str(tmp_path / "b.nii.gz")]
+    assert inference_inputs(files, tmp_path, datalist) == [{"image": files[0]}]
+    assert inference_inputs(None, tmp_path) == [{"image": str(tmp_path / n)} for n in ("a.nii", "b.nii.gz")]
+    assert inference_inputs(None, None, datalist, tmp_path) == [{"image": files[0]}]
+    with pytest.raises(ValueError, match="missing file"):
+        inference_inputs([tmp_path / "nope.nii.gz"])
+    with pytest.raises(ValueError, match="not a folder"):
+        inference_inputs(None, tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no image to run inference on"):
+        inference_inputs(None, empty)
+
+
+def test_effective_settings_are_logged_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    """The bundle's `settings` resolve to what the run uses: a misspelled override leaves max_epochs as it was."""
+    import logging
+
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLES_DIR / "unet2d_nacl" / "configs" / "train.yaml"))
+    parser.update({"bundle_root": str(BUNDLES_DIR / "unet2d_nacl"), "max_epoch": 5, "datalist": "/x/list.json"})
+    settings = parser.get_parsed_content("settings")
+    assert settings["max_epochs"] == 40 and settings["datalist"] == "/x/list.json"
+    assert settings["dataset_dir"] == "/x"  # the datalist's folder by default
+    with caplog.at_level(logging.INFO, logger="monai_nacl"):
+        log_settings(settings)
+    assert "effective settings" in caplog.text and "  max_epochs: 40" in caplog.text
