@@ -29,7 +29,9 @@ def _as_float(value: Any) -> float:
 
 class TrainingHistoryHandler:
     """Writes ``history.csv``: one row per training epoch with the mean training loss, the trainer's metrics of the
-    epoch (e.g. ``train_nll``) and, on epochs where the validator ran, its metrics (e.g. ``val_nll``, ``val_ece``).
+    epoch (e.g. ``train_nll``) and, on epochs where the validator ran, its metrics (e.g. ``val_nll``, ``val_ece``, and
+    with CRaC the ``lagrange_<region>_<class>`` and ``penalty_rho_<region>_<class>`` that
+    :class:`~monai_nacl.handlers.LagrangeMultiplierHandler` writes after each update).
 
     The training NLL falling while the validation NLL rises is how over-fitting, the cause of a CE-trained network's
     over-confidence, shows. Attach it to the trainer after the ``ValidationHandler`` (same event, registered later,

@@ -47,14 +47,24 @@ class LagrangeMultiplierHandler:
     Attach it to the validator (``validate#handlers`` of a bundle, the ``val_handlers`` of a
     ``SupervisedEvaluator``). Every iteration it adds the batch's constraint sums and voxel counts
     (:meth:`~monai_nacl.losses.AdaptiveNeighborAwareLoss.constraint_statistics`); at the end of the round it sums
-    them over the ranks of ``torch.distributed`` (so every rank computes the same multipliers), calls
-    :meth:`~monai_nacl.losses.AdaptiveNeighborAwareLoss.update_multipliers` with ``engine.state.epoch`` (MONAI's
-    evaluator holds the trainer's epoch there) and writes, for every region ``r`` of ``("boundary",
-    "interior")`` and class ``c``, to ``engine.state.metrics``:
+    them over the ranks of ``torch.distributed`` (so every rank computes the same multipliers), forms the
+    constraint statistic
+
+    .. math::
+        g_{r,c} = \\frac{\\sum_{\\text{batches, ranks}} \\sum_{v \\in V_r} h_{c,v}}{\\sum_{\\text{batches, ranks}} N}
+
+    with ``N`` a batch's number of all counted voxels (the loss's ``constraint_normalization="all_voxels"``, the
+    default and the authors' update) or of region ``r``'s voxels (``"region"``), both as the loss's ``count``,
+    calls :meth:`~monai_nacl.losses.AdaptiveNeighborAwareLoss.update_multipliers` with ``g`` and
+    ``engine.state.epoch`` (MONAI's evaluator holds the trainer's epoch there) and writes, for every region ``r``
+    of ``("boundary", "interior")`` and class ``c``, to ``engine.state.metrics``:
 
     - ``lagrange_<r>_<c>``: the updated multiplier ``lambda``;
     - ``penalty_rho_<r>_<c>``: the updated penalty parameter ``rho``;
-    - ``constraint_<r>_<c>``: the round's mean constraint ``h`` (NaN when the region had no voxel).
+    - ``constraint_<r>_<c>``: the round's statistic ``g`` (NaN when its count was 0).
+
+    :class:`~monai_nacl.handlers.TrainingHistoryHandler` on the trainer writes them to ``history.csv``, a column
+    each, in the rows of the validated epochs.
 
     MONAI's ``StatsHandler``, ``TensorBoardStatsHandler`` and ``MLFlowHandler`` on the validator log
     ``engine.state.metrics`` at the end of the round; list this handler *before* them so they log the new values
@@ -129,7 +139,7 @@ class LagrangeMultiplierHandler:
             self.reset()
         totals = _sum_over_ranks(torch.stack([self._sum, self._count]))
         with torch.no_grad():
-            mean = totals[0] / totals[1]  # 0 / 0 = NaN: a region without voxels keeps its multipliers
+            mean = totals[0] / totals[1]  # 0 / 0 = NaN: a pair with an empty count keeps its multipliers
         self.loss.update_multipliers(mean, int(engine.state.epoch))
         lam, rho = self.loss.lagrange_multipliers.tolist(), self.loss.penalty_rho.tolist()
         for r, region in enumerate(REGIONS):

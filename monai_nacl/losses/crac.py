@@ -3,7 +3,8 @@
 The constraint of each voxel and class is ``h = |s * tau - l|`` (``tau`` NACL's neighbourhood proportions, ``s = 1``
 on boundary voxels, ``s = margin`` inside a region). Each of the ``2 * C`` (region, class) pairs has its own
 multiplier ``lambda`` and penalty parameter ``rho``; the loss adds the PHR penalty ``lambda * h + rho * h^2 / 2``
-(its form for ``h >= 0``), and the multipliers follow the validation constraints from epoch to epoch.
+(its form for ``h >= 0``), and the multipliers follow the validation constraints from epoch to epoch: each pair's
+constraint sum over its region's voxels, divided by the number of all validation voxels (as the authors do).
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ from collections.abc import Callable
 import torch
 from monai.utils import LossReduction
 
-from monai_nacl.losses._base import (
-    SegmentationCrossEntropyLoss,
-    SegmentationTarget,
-    _check_logits,
-    _plain,
-    prepare_target,
-)
+from monai_nacl.losses._base import SegmentationCrossEntropyLoss, SegmentationTarget
 from monai_nacl.losses.neighborhood import BORDER_MODES, _check_choice, _check_kernel_size, _prior_from_target
 
-__all__ = ["REGIONS", "AdaptiveNeighborAwareLoss"]
+__all__ = ["CONSTRAINT_NORMALIZATIONS", "REGIONS", "AdaptiveNeighborAwareLoss"]
 
 REGIONS = ("boundary", "interior")
 """Row names of the ``(2, C)`` multiplier buffers: row 0 boundary voxels, row 1 interior voxels."""
+
+CONSTRAINT_NORMALIZATIONS = ("all_voxels", "region")
+"""Denominators of the multiplier update's constraint statistic: all counted voxels (the authors'), or the region's."""
 
 
 def _window_extreme(x: torch.Tensor, radius: int, op: Callable[..., torch.Tensor]) -> torch.Tensor:
@@ -124,22 +122,36 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
 
     on raw logits ``l``, with ``tau`` NACL's neighbourhood class proportions (``k^d`` mean window,
     :func:`~monai_nacl.losses.neighborhood_prior`), ``r(v)`` the voxel's region and ``s_v`` its scale: on
-    *boundary* voxels (the window, completed by replicating edge voxels, holds more than one label: window
-    minimum label != window maximum label) ``s = 1``, on *interior* voxels ``s = margin``, so that interior logits
-    aim at a gap of ``margin`` rather than 1 (this lifts NACL's interior confidence cap ``1 - alpha / C``).
-    The sum is the mean over the batch, the ``2C`` stacked (region, class) channels and the voxels, as in the
-    authors' code; it is the PHR augmented-Lagrangian penalty for ``h >= 0``.
+    *boundary* voxels ``s = 1``, on *interior* voxels ``s = margin``, so that interior logits aim at a gap of
+    ``margin`` rather than 1 (this lifts NACL's interior confidence cap ``1 - alpha / C``). The sum is the mean over
+    the batch, the ``2C`` stacked (region, class) channels and the voxels, as in the authors' code; it is the PHR
+    augmented-Lagrangian penalty for ``h >= 0``.
+
+    Boundary voxels: the voxel's ``k^d`` window, completed at the image edge by replicating edge voxels, holds
+    more than one label, tested as *window minimum label != window maximum label*. This is the evident intent of the
+    authors' test, not its letter: their code marks a window as boundary where the sum of its labels' deviations
+    from the window mean is non-zero. That sum is zero in exact arithmetic for every window, so float32 rounding
+    decides which mixed windows count (in issue 19's comparison it found 260 of 312 and 1030 of 1258 mixed windows
+    of two label maps), and it pads the image with label 0. With the boundary defined alike, this loss equals
+    theirs.
 
     ``lambda`` and ``rho`` are buffers ``lagrange_multipliers`` and ``penalty_rho`` of shape ``(2, C)`` (row 0
-    boundary, row 1 interior, see :data:`REGIONS`), with ``previous_constraint`` (the last update's mean
-    constraints); all three are in ``state_dict``, so checkpoints and resumed runs carry them. Multipliers start
-    at ``1e-6``, ``rho`` at the ``rho`` argument. :meth:`update_multipliers` moves them once per epoch from the
-    validation constraints (:meth:`constraint_statistics`):
+    boundary, row 1 interior, see :data:`REGIONS`), with ``previous_constraint`` (the last update's ``g``
+    below); all three are in ``state_dict``, so checkpoints and resumed runs carry them.
+    Multipliers start at ``1e-6``, ``rho`` at the ``rho`` argument. :meth:`update_multipliers` moves them once per
+    epoch from the constraint statistic ``g`` of the validation split (:meth:`constraint_statistics`):
 
-    - ``lambda <- clamp(lambda + rho * mean h, 1e-6, 1e6)`` per (region, class), ``mean h`` over the validation
-      voxels of that region (the authors' code divides by all voxels of the image instead);
-    - every 10th epoch, ``rho <- min(1.2 * rho, 10)`` where the mean constraint is above 0.9 times its previous
-      value (it did not fall enough).
+    .. math::
+        g_{r,k} = \\frac{1}{N} \\sum_{v \\in V_r} h_{k,v}, \\qquad
+        \\lambda_{r,k} \\leftarrow \\mathrm{clamp}(\\lambda_{r,k} + \\rho_{r,k}\\, g_{r,k},\\ 10^{-6},\\ 10^{6})
+
+    with ``V_r`` the validation voxels of region ``r`` (voxels excluded by ``mask`` or ``ignore_index`` count
+    nowhere) and ``N = |V|`` the number of *all* validation voxels (``constraint_normalization="all_voxels"``, the
+    default: the authors' update, which averages the PHR gradient ``lambda + rho * h`` over all voxels with
+    ``h = 0`` outside the region), or ``N = |V_r|``, the region's own mean (``"region"``). ``"region"`` makes each ``g_{r,k}`` larger by ``|V| / |V_r|``; in issue 19's comparison its
+    multipliers were about 2.3 times the authors', grew at every update and left CRaC under-confident. Then, every
+    10th epoch, ``rho <- min(1.2 * rho, 10)`` where ``g`` is above 0.9 times its previous value (it did not fall
+    enough); ``g`` has the same normalisation there.
 
     In a MONAI bundle, :class:`~monai_nacl.handlers.LagrangeMultiplierHandler` on the validator does this.
     Without it (a plain PyTorch loop) the loss is a fixed-weight penalty unless the loop calls the update itself::
@@ -154,7 +166,7 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
                     s, n = loss.constraint_statistics(net(image), labels)
                     total += s
                     count += n
-            loss.update_multipliers(total / count, epoch)  # a region without voxels (0 / 0) is left unchanged
+            loss.update_multipliers(total / count, epoch)  # an empty count (0 / 0 = NaN) leaves its pair as it is
 
     Under ``torch.distributed`` sum ``total`` and ``count`` over the ranks (``all_reduce``) before dividing, so
     that every rank makes the same update.
@@ -167,6 +179,9 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
         border: completion of ``tau``'s window at the image edge: ``"zeros"`` (default, MONAI), ``"background"``
             (the authors' code: label map padded with class 0), ``"replicate"`` or ``"normalized"``; see
             :func:`~monai_nacl.losses.neighborhood_prior`. The boundary test always replicates edge voxels.
+        constraint_normalization: denominator ``N`` of the multiplier update's statistic ``g``: ``"all_voxels"``
+            (default, the authors' update: every counted validation voxel) or ``"region"`` (the voxels of the
+            pair's region, a per-region mean; multipliers grow faster, by ``|V| / |V_r|``). See above.
         dice_weight, include_background, ignore_index, reduction, check_finite: see
             :class:`~monai_nacl.losses.SegmentationCrossEntropyLoss`. With ``reduction="none"`` the voxel map is
             ``CE_v + 1 / (2C) * sum_k (lambda h + rho h^2 / 2)`` (+ Dice spread per image). Voxels with unknown
@@ -203,6 +218,7 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
         margin: float = 5.0,
         rho: float = 0.1,
         border: str = "zeros",
+        constraint_normalization: str = "all_voxels",
         dice_weight: float = 0.0,
         include_background: bool = True,
         ignore_index: int | None = None,
@@ -217,6 +233,7 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
             )
         _check_kernel_size(kernel_size)
         _check_choice("border", border, BORDER_MODES)
+        _check_choice("constraint_normalization", constraint_normalization, CONSTRAINT_NORMALIZATIONS)
         if not (math.isfinite(margin) and margin > 0):
             raise ValueError(f"margin must be a finite number > 0 (the authors use 5), got {margin}.")
         if not (math.isfinite(rho) and 0 < rho <= self.RHO_MAX):
@@ -225,6 +242,7 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
         self.kernel_size = kernel_size
         self.margin = float(margin)
         self.border = border
+        self.constraint_normalization = constraint_normalization
         self.register_buffer("lagrange_multipliers", torch.full((2, num_classes), self.LAMBDA_MIN))
         self.register_buffer("penalty_rho", torch.full((2, num_classes), float(rho)))
         self.register_buffer("previous_constraint", torch.full((2, num_classes), float("nan")))
@@ -268,29 +286,26 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
         mask: torch.Tensor | None = None,
         prior: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sums of the constraints ``h`` per (region, class) over a batch, and the number of voxels behind them.
+        """Numerator and denominator of the constraint statistic ``g`` of a batch: ``(sum_h, count)``.
+
+        .. math::
+            \\mathrm{sum\\_h}_{r,k} = \\sum_{v \\in V_r} h_{k,v}, \\qquad
+            \\mathrm{count}_{r,k} = |V| \\ (\\texttt{all\\_voxels}) \\ \\text{or} \\ |V_r| \\ (\\texttt{region})
+
+        with ``V`` the batch's counted voxels and ``V_r`` those of region ``r`` (``constraint_normalization``
+        chooses ``count``). Both are sums over voxels, so the statistic of several batches and ranks is
+        ``sum(sum_h) / sum(count)``; pass it to :meth:`update_multipliers`.
 
         Args:
             logits: raw logits ``(B, C, *spatial)`` (not softmax), e.g. the validation network output.
             target, mask, prior: as in ``forward``; voxels excluded by ``mask`` or ``ignore_index`` are not counted.
 
         Returns:
-            ``(sum_h, count)``, both float64 ``(2, C)`` on the logits' device (row 0 boundary, row 1 interior).
-            ``count[r, k]`` is the number of counted voxels of region ``r`` (the same for every class). Sum them
-            over batches (and ranks) and pass ``sum_h / count`` to :meth:`update_multipliers`.
+            ``(sum_h, count)``, both float64 ``(2, C)`` on the logits' device (row 0 boundary, row 1 interior);
+            ``count`` is the same for every class (and, with ``"all_voxels"``, for both regions).
         """
-        logits = _check_logits(logits, self.check_finite)
+        logits, tgt, prior = self.prepare_inputs(logits, target, mask, prior)
         self._check_classes(logits)
-        if mask is not None:
-            mask = _plain(torch.as_tensor(mask)).to(logits.device)
-        tgt = prepare_target(_plain(torch.as_tensor(target)).to(logits.device), logits.shape, self.ignore_index, mask)
-        if prior is not None:
-            if tuple(prior.shape) != tuple(logits.shape):
-                raise ValueError(
-                    f"prior shape {tuple(prior.shape)} does not match input shape {tuple(logits.shape)}; a prior "
-                    "holds one channel per class, (B, C, *spatial)."
-                )
-            prior = _plain(prior).to(logits.device, torch.float32)
         tau, scale, boundary = self._regions(tgt, prior)
         h = torch.addcmul(logits, tau, scale, value=-1.0).abs_()
         regions = torch.stack([boundary[:, 0], ~boundary[:, 0]])  # (2, B, *spatial)
@@ -301,20 +316,22 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
             [torch.where(region.unsqueeze(1), h, 0.0).sum(axes, dtype=torch.float64) for region in regions]
         )
         count = regions.flatten(1).sum(1, dtype=torch.float64)
+        if self.constraint_normalization == "all_voxels":
+            count = count.sum().expand(2)  # the regions split the counted voxels
         return sums, count.unsqueeze(1).expand(2, self.num_classes).clone()
 
     @torch.no_grad()
     def update_multipliers(self, mean_constraint: torch.Tensor, epoch: int) -> None:
-        """One augmented-Lagrangian step from the mean validation constraints of epoch ``epoch``.
+        """One augmented-Lagrangian step from the validation constraint statistic ``g`` of epoch ``epoch``.
 
-        ``lambda <- clamp(lambda + rho * mean_constraint, 1e-6, 1e6)``; then, when ``epoch`` is a multiple of 10,
-        ``rho <- min(1.2 * rho, 10)`` where ``mean_constraint > 0.9 * previous_constraint`` (no growth at the first
-        update, which has no previous value); then ``previous_constraint <- mean_constraint``. Entries that are
-        NaN (a region with no voxel: ``0 / 0``) leave that pair's ``lambda``, ``rho`` and previous value as they are.
+        ``lambda <- clamp(lambda + rho * g, 1e-6, 1e6)``; then, when ``epoch`` is a multiple of 10,
+        ``rho <- min(1.2 * rho, 10)`` where ``g > 0.9 * previous_constraint`` (no growth at the first update, which
+        has no previous value); then ``previous_constraint <- g``. Entries that are NaN (an empty count: ``0 / 0``)
+        leave that pair's ``lambda``, ``rho`` and previous value as they are.
 
         Args:
-            mean_constraint: ``(2, C)`` mean ``h`` per (region, class) over the validation voxels of that region
-                (``sum_h / count`` from :meth:`constraint_statistics`, summed over batches and ranks).
+            mean_constraint: ``(2, C)`` statistic ``g`` per (region, class): ``sum_h / count`` from
+                :meth:`constraint_statistics`, each summed over batches and ranks (the class docstring gives ``g``).
             epoch: the training epoch just completed, counted from 1 (MONAI's validator holds it in
                 ``engine.state.epoch``).
         """

@@ -1,4 +1,5 @@
-"""LagrangeMultiplierHandler: multiplier updates on a toy validation set equal the rule applied to reference sums."""
+"""LagrangeMultiplierHandler: multiplier updates on a toy validation set equal the rule applied to reference sums,
+each (region, class) sum divided by all validation voxels (the authors' update) or, as an option, the region's."""
 
 from __future__ import annotations
 
@@ -35,13 +36,15 @@ def toy_batches(n: int = 4, seed: int = 0) -> list[tuple[torch.Tensor, torch.Ten
     return batches
 
 
-def reference_mean(batches, margin: float = 5.0) -> np.ndarray:
-    """Mean constraint per (region, class) over all batches, voxel by voxel."""
+def reference_mean(batches, margin: float = 5.0, normalization: str = "all_voxels") -> np.ndarray:
+    """Constraint statistic per (region, class) over all batches, voxel by voxel: the sum of h over the region's
+    voxels divided by the number of all voxels (``"all_voxels"``) or of the region's voxels (``"region"``)."""
     total, count = np.zeros((2, NUM_CLASSES)), np.zeros((2, NUM_CLASSES))
     for logits, labels in batches:
         s, n = crac_constraint_reference(logits.double().numpy(), labels[:, 0].numpy(), margin=margin)
         total, count = total + s, count + n
-    return total / count
+    all_voxels = sum(labels.numel() for _, labels in batches)
+    return total / (all_voxels if normalization == "all_voxels" else count)
 
 
 def reference_rule(means: list[np.ndarray], rho0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -66,9 +69,10 @@ def logits_at(epoch: int, logits: torch.Tensor, labels: torch.Tensor, margin: fl
     return out
 
 
-def test_ten_epochs_on_a_plain_engine_follow_the_rule():
+@pytest.mark.parametrize("normalization", ["all_voxels", "region"])
+def test_ten_epochs_on_a_plain_engine_follow_the_rule(normalization):
     batches = toy_batches()
-    loss = AdaptiveNeighborAwareLoss(NUM_CLASSES, rho=0.5)
+    loss = AdaptiveNeighborAwareLoss(NUM_CLASSES, rho=0.5, constraint_normalization=normalization)
 
     def step(engine, batch):
         logits, labels = batch
@@ -77,7 +81,9 @@ def test_ten_epochs_on_a_plain_engine_follow_the_rule():
     engine = Engine(step)
     LagrangeMultiplierHandler(loss).attach(engine)
     engine.run(batches, max_epochs=10)
-    means = [reference_mean([(logits_at(e, x, y), y) for x, y in batches]) for e in range(1, 11)]
+    means = [
+        reference_mean([(logits_at(e, x, y), y) for x, y in batches], normalization=normalization) for e in range(1, 11)
+    ]
     lam, rho = reference_rule(means, 0.5)
     np.testing.assert_allclose(loss.lagrange_multipliers.numpy(), lam, rtol=1e-5)
     np.testing.assert_allclose(loss.penalty_rho.numpy(), rho, rtol=1e-6)

@@ -1,4 +1,5 @@
-"""AdaptiveNeighborAwareLoss (CRaC) against its literal float64 formula, a hand-worked case, and its multiplier rule."""
+"""AdaptiveNeighborAwareLoss (CRaC) against its literal float64 formula, a hand-worked case, and its multiplier rule
+(the authors' update, written here as their code computes it, over several validation batches)."""
 
 from __future__ import annotations
 
@@ -102,13 +103,21 @@ def test_default_multipliers_and_hand_worked_case():
     total, count = loss.constraint_statistics(logits, labels)
     assert total.dtype == torch.float64 and total.shape == (2, 2)
     np.testing.assert_allclose(total.numpy(), [[1.0, 2 / 3], [10 / 3, 0.0]], rtol=1e-6)
-    np.testing.assert_allclose(count.numpy(), [[2, 2], [1, 1]])
+    np.testing.assert_allclose(count.numpy(), [[3, 3], [3, 3]])  # all three voxels, for either region
     loss.update_multipliers(total / count, epoch=1)
-    # lambda + rho * mean h: boundary (1e-6 + 0.05, 1e-6 + 0.1/3), interior (1e-6 + 1/3, 1e-6 + 0)
+    # lambda + rho * sum h / 3: boundary (1e-6 + 0.1/3, 1e-6 + 0.2/9), interior (1e-6 + 1/9, 1e-6 + 0)
     np.testing.assert_allclose(
-        loss.lagrange_multipliers.numpy(), [[0.050001, 0.1 / 3 + 1e-6], [1 / 3 + 1e-6, 1e-6]], rtol=1e-6
+        loss.lagrange_multipliers.numpy(), [[0.1 / 3 + 1e-6, 0.2 / 9 + 1e-6], [1 / 9 + 1e-6, 1e-6]], rtol=1e-6
     )
-    np.testing.assert_allclose(loss.previous_constraint.numpy(), [[0.5, 1 / 3], [10 / 3, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(loss.previous_constraint.numpy(), [[1 / 3, 2 / 9], [10 / 9, 0.0]], rtol=1e-6)
+    # "region": per-region means (2 boundary voxels, 1 interior), the multipliers before issue 19
+    region = AdaptiveNeighborAwareLoss(num_classes=2, constraint_normalization="region")
+    total, count = region.constraint_statistics(logits, labels)
+    np.testing.assert_allclose(count.numpy(), [[2, 2], [1, 1]])
+    region.update_multipliers(total / count, epoch=1)
+    np.testing.assert_allclose(
+        region.lagrange_multipliers.numpy(), [[0.050001, 0.1 / 3 + 1e-6], [1 / 3 + 1e-6, 1e-6]], rtol=1e-6
+    )
 
 
 def test_multiplier_rule_rho_growth_clamps_and_missing_regions():
@@ -149,15 +158,108 @@ def test_state_dict_carries_the_buffers():
     assert restored(logits, labels).item() == loss(logits, labels).item()
 
 
+@pytest.mark.parametrize("normalization", ["all_voxels", "region"])
 @pytest.mark.parametrize("dims", [2, 3])
-def test_constraint_statistics_match_reference(dims):
+def test_constraint_statistics_match_reference(dims, normalization):
     logits, labels = make_case(dims)
     keep = np.random.default_rng(3).random(labels.shape) > 0.3
-    loss = AdaptiveNeighborAwareLoss(3, margin=4.0)
+    loss = AdaptiveNeighborAwareLoss(3, margin=4.0, constraint_normalization=normalization)
     total, count = loss.constraint_statistics(logits, labels[:, None], mask=torch.from_numpy(keep)[:, None])
     ref_total, ref_count = crac_constraint_reference(logits.double().numpy(), labels.numpy(), margin=4.0, keep=keep)
+    if normalization == "all_voxels":
+        ref_count = np.full_like(ref_count, keep.sum())
     np.testing.assert_allclose(total.numpy(), ref_total, rtol=1e-6)
     np.testing.assert_array_equal(count.numpy(), ref_count)
+
+
+def authors_update_reference(epochs: list[list[tuple[np.ndarray, np.ndarray]]], rho0: float, margin: float):
+    """lambda and rho after each epoch, as the authors' code computes them (github Bala93/CRac, a952ff5).
+
+    Per voxel the (region, class) constraints are stacked, h on the voxel's own region and 0 on the other; the
+    PHR gradient ``lambda + rho * h`` is clipped per voxel and averaged over all voxels of all batches, which is
+    the new lambda; the rho test compares the stacked constraints' mean over all voxels with the previous one.
+    ``epochs[e]`` is the list of (float64 logits (B, C, *spatial), labels (B, *spatial)) batches of epoch e + 1.
+    """
+    num_classes = epochs[0][0][0].shape[1]
+    lam, rho = np.full(2 * num_classes, 1e-6), np.full(2 * num_classes, rho0)
+    previous, history = None, []
+    for epoch, batches in enumerate(epochs, start=1):
+        grad_sum, constraint_sum, voxels = np.zeros(2 * num_classes), np.zeros(2 * num_classes), 0
+        for logits, labels in batches:
+            tau = prior_reference(labels, num_classes)
+            boundary = boundary_reference(labels)
+            for index in np.ndindex(*labels.shape):
+                on_boundary = bool(boundary[index])
+                voxel = (index[0], slice(None), *index[1:])
+                h = np.abs((1.0 if on_boundary else margin) * tau[voxel] - logits[voxel])
+                stacked = np.concatenate([h, np.zeros(num_classes)] if on_boundary else [np.zeros(num_classes), h])
+                grad_sum += np.clip(lam + rho * stacked, 1e-6, 1e6)
+                constraint_sum += stacked
+                voxels += 1
+        lam = np.clip(grad_sum / voxels, 1e-6, 1e6)
+        current = constraint_sum / voxels
+        if epoch % 10 == 0 and previous is not None:
+            rho = np.clip(np.where(current > 0.9 * np.maximum(previous, 0), 1.2 * rho, rho), rho0, 10.0)
+        previous = current
+        history.append((lam.reshape(2, num_classes), rho.reshape(2, num_classes)))
+    return history
+
+
+def validation_epochs(num_epochs: int = 12, margin: float = 5.0):
+    """Three 2-D validation batches, the same logits every epoch except at epoch 10, where class 0 meets its
+    constraints exactly (``l_0 = s tau_0``): rho grows at epoch 10 for classes 1 and 2 only."""
+    batches = [make_case(2, batch=2, seed=seed) for seed in (10, 20, 30)]
+    epochs = []
+    for epoch in range(1, num_epochs + 1):
+        current = []
+        for logits, labels in batches:
+            logits = logits.clone()
+            if epoch == 10:
+                tau = prior_reference(labels.numpy(), 3)
+                scale = np.where(boundary_reference(labels.numpy()), 1.0, margin)
+                logits[:, 0] = torch.from_numpy(scale * tau[:, 0]).float()
+            current.append((logits, labels))
+        epochs.append(current)
+    return epochs
+
+
+def plain_loop_multipliers(loss: AdaptiveNeighborAwareLoss, epochs) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The class docstring's loop: statistics summed over the batches, one update per epoch."""
+    history = []
+    for epoch, batches in enumerate(epochs, start=1):
+        total = torch.zeros(2, loss.num_classes, dtype=torch.float64)
+        count = torch.zeros(2, loss.num_classes, dtype=torch.float64)
+        for logits, labels in batches:
+            s, n = loss.constraint_statistics(logits, labels[:, None])
+            total, count = total + s, count + n
+        loss.update_multipliers(total / count, epoch)
+        history.append((loss.lagrange_multipliers.numpy().copy(), loss.penalty_rho.numpy().copy()))
+    return history
+
+
+def test_update_over_batches_matches_the_authors_normalisation():
+    epochs = validation_epochs()
+    ours = plain_loop_multipliers(AdaptiveNeighborAwareLoss(3, rho=0.5), epochs)
+    reference = authors_update_reference([[(x.double().numpy(), y.numpy()) for x, y in e] for e in epochs], 0.5, 5.0)
+    for (lam, rho), (ref_lam, ref_rho) in zip(ours, reference):
+        np.testing.assert_allclose(lam, ref_lam, rtol=1e-5)
+        np.testing.assert_allclose(rho, ref_rho, rtol=1e-6)
+    np.testing.assert_allclose(reference[9][1], [[0.5, 0.6, 0.6], [0.5, 0.6, 0.6]])  # the reference, spelled out
+
+
+def test_region_normalisation_is_the_per_region_mean():
+    """``"region"``: lambda grows by rho * (mean h over the region's voxels), |V| / |V_r| times the authors' step."""
+    epochs = validation_epochs(num_epochs=4)
+    region = plain_loop_multipliers(AdaptiveNeighborAwareLoss(3, constraint_normalization="region"), epochs)
+    authors = plain_loop_multipliers(AdaptiveNeighborAwareLoss(3), epochs)
+    total, count = np.zeros((2, 3)), np.zeros((2, 3))
+    for logits, labels in epochs[0]:
+        s, n = crac_constraint_reference(logits.double().numpy(), labels.numpy())
+        total, count = total + s, count + n
+    for step, ((lam, _), (lam_all, _)) in enumerate(zip(region, authors), start=1):
+        np.testing.assert_allclose(lam, 1e-6 + step * 0.1 * total / count, rtol=1e-5)
+        np.testing.assert_allclose(lam_all, 1e-6 + step * 0.1 * total / count.sum(0), rtol=1e-5)
+    np.testing.assert_allclose((region[0][0] - 1e-6) / (authors[0][0] - 1e-6), count.sum(0) / count, rtol=1e-5)
 
 
 def test_mask_ignore_index_and_dice():
@@ -253,6 +355,7 @@ def test_bad_input_messages():
         ({"num_classes": 3, "rho": 0.0}, "rho"),
         ({"num_classes": 3, "rho": 11.0}, "rho"),
         ({"num_classes": 3, "border": "circular"}, "border"),
+        ({"num_classes": 3, "constraint_normalization": "voxels"}, "constraint_normalization"),
         ({"num_classes": 3, "reduction": "average"}, "reduction"),
     ):
         with pytest.raises(ValueError, match=match):
