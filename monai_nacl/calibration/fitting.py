@@ -33,6 +33,7 @@ from monai_nacl.calibration.calibrators import (
     TemperatureScaling,
     VectorScaling,
 )
+from monai_nacl.utils import plain_tensor
 
 __all__ = [
     "REGIONS",
@@ -286,11 +287,6 @@ def _full_patch_size(patch_size: Sequence[int], spatial: int, slice_axis: int) -
     return tuple(size)
 
 
-def _as_tensor(x: Any) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x
-
-
 class _Sampler:
     """Accumulates a :class:`CalibrationSet` from batches, case by case (memory-bounded)."""
 
@@ -320,8 +316,8 @@ class _Sampler:
 
     def add(self, logits: torch.Tensor, labels: torch.Tensor, image: torch.Tensor | None = None) -> None:
         """Sample from a ``(B, C, *spatial)`` batch (labels ``(B[, 1], *spatial)``, image ``(B, I, *spatial)``)."""
-        logits = _as_tensor(logits).detach().float().cpu()
-        labels = _as_tensor(labels).detach().cpu()
+        logits = plain_tensor(logits).detach().float().cpu()
+        labels = plain_tensor(labels).detach().cpu()
         if logits.ndim < 3:
             raise ValueError(
                 f"logits must be a (B, C, *spatial) batch of volumes, got shape {tuple(logits.shape)}; pass (N, C) "
@@ -335,7 +331,7 @@ class _Sampler:
                 f"values in [{int(labels.min())}, {int(labels.max())}]."
             )
         if image is not None:
-            image = _as_tensor(image).detach().float().cpu()
+            image = plain_tensor(image).detach().float().cpu()
             if image.shape[0] != logits.shape[0] or image.shape[2:] != logits.shape[2:]:
                 raise ValueError(f"image shape {tuple(image.shape)} does not match logits {tuple(logits.shape)}.")
         for b in range(logits.shape[0]):

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
+
+from monai_nacl.utils import plain_tensor
 
 __all__ = ["SegmentationCrossEntropyLoss", "SegmentationTarget", "prepare_target"]
 
@@ -60,15 +61,10 @@ class SegmentationTarget:
         return out
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    """Drop MetaTensor metadata (kept autograd history): the loss needs none and meta tracking costs time."""
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
-
-
 def _check_logits(input: torch.Tensor, check_finite: bool) -> torch.Tensor:
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor of logits (B, C, *spatial), got {type(input).__name__}.")
-    input = _plain(input)
+    input = plain_tensor(input)
     if input.ndim < 3:
         raise ValueError(
             f"input must be raw logits shaped (B, C, *spatial) with at least one spatial axis, got shape "
@@ -293,15 +289,15 @@ class SegmentationCrossEntropyLoss(_Loss):
         if not isinstance(target, torch.Tensor):
             raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}.")
         if mask is not None:
-            mask = _plain(torch.as_tensor(mask)).to(logits.device)
-        tgt = prepare_target(_plain(target).to(logits.device), logits.shape, self.ignore_index, mask)
+            mask = plain_tensor(mask).to(logits.device)
+        tgt = prepare_target(plain_tensor(target).to(logits.device), logits.shape, self.ignore_index, mask)
         if prior is not None and tuple(prior.shape) != tuple(logits.shape):
             raise ValueError(
                 f"prior shape {tuple(prior.shape)} does not match input shape {tuple(logits.shape)}; a prior holds "
                 "one channel per class, (B, C, *spatial)."
             )
         if prior is not None:
-            prior = _plain(prior).to(logits.device, torch.float32)
+            prior = plain_tensor(prior).to(logits.device, torch.float32)
         return logits, tgt, prior
 
     def forward(

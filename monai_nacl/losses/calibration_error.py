@@ -226,7 +226,13 @@ class MarginalL1ACELoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
         if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
             raise ValueError(f"num_bins must be an integer >= 1 (the authors use 20), got {num_bins!r}.")
         if binning not in BINNING_MODES:

@@ -16,7 +16,10 @@ import torch
 from monai.utils import LossReduction
 
 from monai_nacl.losses._base import SegmentationCrossEntropyLoss, SegmentationTarget
-from monai_nacl.losses.neighborhood import BORDER_MODES, _check_choice, _check_kernel_size, _prior_from_target
+from monai_nacl.losses.neighborhood import BORDER_MODES
+from monai_nacl.losses.neighborhood import check_choice as _check_choice
+from monai_nacl.losses.neighborhood import check_kernel_size as _check_kernel_size
+from monai_nacl.losses.neighborhood import prior_from_target as _prior_from_target
 
 __all__ = ["CONSTRAINT_NORMALIZATIONS", "REGIONS", "AdaptiveNeighborAwareLoss"]
 
@@ -225,7 +228,13 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
                 f"num_classes must be an integer >= 2 (the network's output channels, background included), got "

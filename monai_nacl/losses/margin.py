@@ -47,7 +47,13 @@ class MarginLabelSmoothingLoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}.")
         self.margin = float(margin)

@@ -44,7 +44,8 @@ class _Kernel:
     scale: float = 1.0
 
 
-def _check_kernel_size(kernel_size: int) -> None:
+def check_kernel_size(kernel_size: int) -> None:
+    """Refuse a window size that is not an odd positive integer (the window must be centred on its voxel)."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(
             f"kernel_size must be an odd integer >= 1 so the window is centred on the voxel, got {kernel_size!r} "
@@ -52,7 +53,8 @@ def _check_kernel_size(kernel_size: int) -> None:
         )
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse an option ``name`` whose ``value`` is not one of ``choices``, naming them."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
 
@@ -66,8 +68,8 @@ def _svls_taps(kernel_size: int, sigma: float) -> tuple[float, ...]:
 
 
 def _make_kernel(kernel_ops: str, kernel_size: int, sigma: float, spatial_dims: int) -> _Kernel:
-    _check_kernel_size(kernel_size)
-    _check_choice("kernel_ops", kernel_ops, KERNEL_OPS)
+    check_kernel_size(kernel_size)
+    check_choice("kernel_ops", kernel_ops, KERNEL_OPS)
     if kernel_ops != "mean" and not sigma > 0:
         raise ValueError(f"sigma must be > 0 for kernel_ops={kernel_ops!r}, got {sigma}.")
     if kernel_ops == "mean":
@@ -176,11 +178,11 @@ def _count_dtype(window: int) -> torch.dtype:
     return torch.uint8 if window <= 255 else torch.int16 if window <= 32767 else torch.int32
 
 
-def _prior_from_target(
+def prior_from_target(
     target: SegmentationTarget, kernel_size: int, kernel_ops: str, sigma: float, border: str
 ) -> torch.Tensor:
     """Neighbourhood prior of a checked target (no autograd); see :func:`neighborhood_prior`."""
-    _check_choice("border", border, BORDER_MODES)
+    check_choice("border", border, BORDER_MODES)
     spatial_dims = len(target.spatial_shape)
     kernel = _make_kernel(kernel_ops, kernel_size, sigma, spatial_dims)
     box = all(t == 1.0 for t in kernel.taps)
@@ -262,7 +264,7 @@ def neighborhood_prior(
         tensor([0.0000, 0.3333, 0.6667, 1.0000])
     """
     target = _target_for_prior(labels, num_classes, ignore_index)
-    return _prior_from_target(target, kernel_size, kernel_ops, sigma, border)
+    return prior_from_target(target, kernel_size, kernel_ops, sigma, border)
 
 
 class _FusedCrossEntropy(torch.autograd.Function):
@@ -369,11 +371,17 @@ class NeighborAwareLoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
-        _check_kernel_size(kernel_size)
-        _check_choice("kernel_ops", kernel_ops, KERNEL_OPS)
-        _check_choice("distance_type", distance_type, ("l1", "l2"))
-        _check_choice("border", border, BORDER_MODES)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
+        check_kernel_size(kernel_size)
+        check_choice("kernel_ops", kernel_ops, KERNEL_OPS)
+        check_choice("distance_type", distance_type, ("l1", "l2"))
+        check_choice("border", border, BORDER_MODES)
         self.kernel_size = kernel_size
         self.kernel_ops = kernel_ops
         self.distance_type = distance_type
@@ -386,7 +394,7 @@ class NeighborAwareLoss(SegmentationCrossEntropyLoss):
         scratch = prior is None  # a prior computed here may be overwritten; a caller's prior may not
         if prior is None:
             with torch.no_grad():
-                prior = _prior_from_target(target, self.kernel_size, self.kernel_ops, self.sigma, self.border)
+                prior = prior_from_target(target, self.kernel_size, self.kernel_ops, self.sigma, self.border)
         weight = self.alpha / logits.shape[1]
         if self.distance_type == "l1":
             return _FusedCrossEntropy.apply(logits, target.labels, target.probs, prior, weight, scratch)
@@ -429,8 +437,14 @@ class SpatialLabelSmoothingLoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
-        _check_kernel_size(kernel_size)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
+        check_kernel_size(kernel_size)
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma}.")
         self.kernel_size = kernel_size
@@ -440,5 +454,5 @@ class SpatialLabelSmoothingLoss(SegmentationCrossEntropyLoss):
         """``-sum_c svls(y)_c log softmax(l)_c``, shape ``(B, *spatial)``."""
         if prior is None:
             with torch.no_grad():
-                prior = _prior_from_target(target, self.kernel_size, "svls", self.sigma, "replicate")
+                prior = prior_from_target(target, self.kernel_size, "svls", self.sigma, "replicate")
         return _FusedCrossEntropy.apply(logits, None, prior, None, 0.0)

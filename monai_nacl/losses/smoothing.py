@@ -52,7 +52,13 @@ class LabelSmoothingLoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
         self.alpha = _check_alpha(alpha, upper=1.0)
 
     def voxel_loss(self, logits: torch.Tensor, target: SegmentationTarget, prior: torch.Tensor | None) -> torch.Tensor:
@@ -92,7 +98,13 @@ class ConfidencePenaltyLoss(SegmentationCrossEntropyLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         check_finite: bool = False,
     ) -> None:
-        super().__init__(dice_weight, include_background, ignore_index, reduction, check_finite)
+        super().__init__(
+            dice_weight=dice_weight,
+            include_background=include_background,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            check_finite=check_finite,
+        )
         self.alpha = _check_alpha(alpha)
 
     def voxel_loss(self, logits: torch.Tensor, target: SegmentationTarget, prior: torch.Tensor | None) -> torch.Tensor:

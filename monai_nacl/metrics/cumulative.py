@@ -1,4 +1,4 @@
-"""Streaming calibration metric for MONAI workflows: histograms summed over a whole dataset and across ranks."""
+"""Streaming calibration metric for MONAI engines and bundles: histograms summed over a whole dataset and across ranks."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from monai.utils import MetricReduction, look_up_option
 
 from monai_nacl.metrics.functional import (
     DEFAULT_RESOLUTION,
-    _sub_bins,
     calibration_values,
     marginal_values,
     reliability_from_statistics,
+    sub_bins_for,
 )
 from monai_nacl.metrics.statistics import (
     REGIONS,
@@ -107,7 +107,7 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         if marginal_bins is not None and (not isinstance(marginal_bins, int) or marginal_bins < 1):
             raise ValueError(f"marginal_bins must be a positive integer or None, got {marginal_bins!r}.")
         self.num_bins = num_bins
-        self.sub_bins = _sub_bins(num_bins, resolution)
+        self.sub_bins = sub_bins_for(num_bins, resolution)
         self.region = region
         self.band_width = band_width
         self.per_case = per_case

@@ -13,7 +13,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from monai_nacl.metrics.cumulative import METRIC_NAMES, SegmentationCalibrationMetric
 from monai_nacl.metrics.functional import calibration_values
 from monai_nacl.metrics.reliability import coarse_statistics, concatenate_statistics
-from monai_nacl.metrics.statistics import CalibrationStatistics, _as_tensor, hard_labels
+from monai_nacl.metrics.statistics import CalibrationStatistics, checked_tensor, hard_labels
 
 __all__ = ["evaluate_segmentation"]
 
@@ -21,8 +21,8 @@ __all__ = ["evaluate_segmentation"]
 def _cases(x: torch.Tensor | Sequence[torch.Tensor], name: str) -> list[torch.Tensor]:
     """Batch-first tensor -> list of (1, ...) cases; a sequence of channel-first cases -> the same."""
     if isinstance(x, (list, tuple)):
-        return [_as_tensor(case, name)[None] for case in x]
-    x = _as_tensor(x, name)
+        return [checked_tensor(case, name)[None] for case in x]
+    x = checked_tensor(x, name)
     return [x[i : i + 1] for i in range(x.shape[0])]
 
 

@@ -55,8 +55,6 @@ from monai_nacl.metrics.statistics import (
 
 __all__ = [
     "MARGINAL_REDUCTIONS",
-    "RENAMED_VALUES",
-    "CalibrationValues",
     "adaptive_calibration_error",
     "average_calibration_error",
     "brier_score",
@@ -76,24 +74,6 @@ DEFAULT_RESOLUTION = 10000
 
 MARGINAL_REDUCTIONS = ("expected", "average", "maximum")
 """Reductions over bins of :func:`marginal_calibration_error`, MONAI's ``CalibrationReduction`` values."""
-
-RENAMED_VALUES = {"ace_bound": "adaece_bound", "cace_bound": "cadaece_bound"}
-"""Keys of the adaptive ECE's error bounds from when the adaptive ECE was called ``ace`` / ``cace`` (those two
-names now mean MONAI's average calibration error, top-label and classwise; the adaptive ECE is ``adaece`` /
-``cadaece``): asking for one of them raises an error naming the new one."""
-
-
-class CalibrationValues(dict):
-    """The ``{name: value}`` dictionary of :func:`calibration_values`; a renamed key raises a KeyError naming its
-    new name (see :data:`RENAMED_VALUES`)."""
-
-    def __missing__(self, key: object) -> torch.Tensor:
-        if key in RENAMED_VALUES:
-            raise KeyError(
-                f"{key!r} was renamed {RENAMED_VALUES[key]!r}: the adaptive (equal-mass) ECE is 'adaece' / 'cadaece'; "
-                "'ace' / 'cace' are MONAI's average calibration error."
-            )
-        raise KeyError(key)
 
 
 def _coarse(hist: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -153,7 +133,7 @@ def _adaptive(hist: torch.Tensor, num_bins: int) -> tuple[torch.Tensor, torch.Te
     return adaece, bound
 
 
-def calibration_values(stats: CalibrationStatistics) -> CalibrationValues:
+def calibration_values(stats: CalibrationStatistics) -> dict[str, torch.Tensor]:
     """Turn histograms into metric values (the second half of every metric here).
 
     Args:
@@ -161,7 +141,7 @@ def calibration_values(stats: CalibrationStatistics) -> CalibrationValues:
             batches/ranks, possibly with leading per-image dimensions.
 
     Returns:
-        :class:`CalibrationValues` of float64 tensors with the leading dimensions of ``stats``: ``ece``, ``ace``,
+        ``{name: value}``, float64 tensors with the leading dimensions of ``stats``: ``ece``, ``ace``,
         ``mce``, ``adaece``, ``adaece_bound`` (top label, when computed); ``cece``, ``cace``, ``cmce``, ``cadaece``,
         ``cadaece_bound`` (classwise means, when computed); ``nll``, ``brier``; and ``count`` (counted voxels).
         The adaptive ECE is exact up to its bound, which is loose when ``sub_bins`` is small. NaN where no voxel
@@ -169,7 +149,7 @@ def calibration_values(stats: CalibrationStatistics) -> CalibrationValues:
     """
     nb = stats.num_bins
     count = stats.totals[..., 0]
-    values = CalibrationValues(count=count, nll=stats.totals[..., 1] / count, brier=stats.totals[..., 2] / count)
+    values = {"count": count, "nll": stats.totals[..., 1] / count, "brier": stats.totals[..., 2] / count}
     if stats.top_label is not None:
         values["ece"] = _ece(stats.top_label, nb)
         values["ace"] = _average(stats.top_label, nb)
@@ -184,7 +164,8 @@ def calibration_values(stats: CalibrationStatistics) -> CalibrationValues:
     return values
 
 
-def _sub_bins(num_bins: int, resolution: int) -> int:
+def sub_bins_for(num_bins: int, resolution: int) -> int:
+    """Fine sub-bins per bin so that ``num_bins`` bins hold at least ``resolution`` sub-bins in all."""
     if not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive integer number of sub-bins, got {resolution!r}.")
     return max(1, math.ceil(resolution / num_bins))
@@ -306,7 +287,7 @@ def adaptive_calibration_error(
     Returns:
         0-dim float64 tensor (and its error bound when ``return_bound``); NaN when no voxel is counted.
     """
-    options = {"sub_bins": _sub_bins(num_bins, resolution)}
+    options = {"sub_bins": sub_bins_for(num_bins, resolution)}
     options["top_label" if classwise else "classwise"] = False
     values = _values(probs, labels, num_bins, mask, "adaptive_calibration_error", **options)
     key = "cadaece" if classwise else "adaece"

@@ -174,7 +174,8 @@ class CalibrationStatistics:
         )
 
 
-def _as_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
+def checked_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` as a tensor without metadata; a ValueError naming ``name`` for anything that is not array-like."""
     try:
         return convert_to_tensor(x, track_meta=False)
     except (TypeError, ValueError) as e:
@@ -197,8 +198,8 @@ def prepare_inputs(
         reference; ``soft`` whether ``ref`` is soft; ``m`` the ``(B, N)`` bool mask or None. Values are checked
         later, chunk by chunk, by :func:`calibration_statistics`.
     """
-    probs = _as_tensor(probs, "probs")
-    labels = _as_tensor(labels, "labels")
+    probs = checked_tensor(probs, "probs")
+    labels = checked_tensor(labels, "labels")
     if probs.ndim < 2 or probs.shape[1] < 2:
         raise ValueError(
             f"probs must be (B, C, *spatial) probabilities with C >= 2 classes, got shape {tuple(probs.shape)}; "
@@ -223,7 +224,7 @@ def prepare_inputs(
         )
     m = None
     if mask is not None:
-        mask = _as_tensor(mask, "mask")
+        mask = checked_tensor(mask, "mask")
         if tuple(mask.shape) not in hard_shapes:
             raise ValueError(
                 f"mask shape {tuple(mask.shape)} does not match probs shape {tuple(probs.shape)}: expected "
@@ -580,7 +581,7 @@ def marginal_statistics(
 def hard_labels(labels: torch.Tensor, probs_shape: tuple[int, ...]) -> torch.Tensor:
     """``(B, *spatial)`` integer labels from the label forms accepted with probabilities of shape ``probs_shape``:
     ``(B, 1, *spatial)`` / ``(B, *spatial)`` labels as they are, ``(B, C, *spatial)`` one-hot/soft by argmax over C."""
-    labels = _as_tensor(labels, "labels")
+    labels = checked_tensor(labels, "labels")
     probs_shape = tuple(probs_shape)
     if tuple(labels.shape) == probs_shape:
         return labels.argmax(1)

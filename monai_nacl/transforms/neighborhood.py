@@ -12,8 +12,8 @@ from monai.utils import convert_to_dst_type, convert_to_tensor
 from monai_nacl.losses.neighborhood import (
     BORDER_MODES,
     KERNEL_OPS,
-    _check_choice,
-    _check_kernel_size,
+    check_choice,
+    check_kernel_size,
     neighborhood_prior,
 )
 
@@ -60,9 +60,9 @@ class NeighborhoodPriord(MapTransform):
         prior_keys = [prior_key] if isinstance(prior_key, str) else list(prior_key)
         if len(prior_keys) != len(self.keys):
             raise ValueError(f"give one prior_key per key: keys {list(self.keys)}, prior_key {prior_keys}.")
-        _check_kernel_size(kernel_size)
-        _check_choice("kernel_ops", kernel_ops, KERNEL_OPS)
-        _check_choice("border", border, BORDER_MODES)
+        check_kernel_size(kernel_size)
+        check_choice("kernel_ops", kernel_ops, KERNEL_OPS)
+        check_choice("border", border, BORDER_MODES)
         self.prior_keys = prior_keys
         self.num_classes = num_classes
         self.kernel_size = kernel_size
