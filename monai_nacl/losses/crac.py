@@ -17,9 +17,7 @@ from monai.utils import LossReduction
 
 from monai_nacl.losses._base import SegmentationCrossEntropyLoss, SegmentationTarget
 from monai_nacl.losses.neighborhood import BORDER_MODES
-from monai_nacl.losses.neighborhood import check_choice as _check_choice
-from monai_nacl.losses.neighborhood import check_kernel_size as _check_kernel_size
-from monai_nacl.losses.neighborhood import prior_from_target as _prior_from_target
+from monai_nacl.losses.neighborhood import check_choice, check_kernel_size, prior_from_target
 
 __all__ = ["CONSTRAINT_NORMALIZATIONS", "REGIONS", "AdaptiveNeighborAwareLoss"]
 
@@ -240,9 +238,9 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
                 f"num_classes must be an integer >= 2 (the network's output channels, background included), got "
                 f"{num_classes!r}."
             )
-        _check_kernel_size(kernel_size)
-        _check_choice("border", border, BORDER_MODES)
-        _check_choice("constraint_normalization", constraint_normalization, CONSTRAINT_NORMALIZATIONS)
+        check_kernel_size(kernel_size)
+        check_choice("border", border, BORDER_MODES)
+        check_choice("constraint_normalization", constraint_normalization, CONSTRAINT_NORMALIZATIONS)
         if not (math.isfinite(margin) and margin > 0):
             raise ValueError(f"margin must be a finite number > 0 (the authors use 5), got {margin}.")
         if not (math.isfinite(rho) and 0 < rho <= self.RHO_MAX):
@@ -271,7 +269,7 @@ class AdaptiveNeighborAwareLoss(SegmentationCrossEntropyLoss):
         boundary = _boundary_voxels(target, self.kernel_size).unsqueeze(1)
         scale = torch.where(boundary, 1.0, self.margin)
         if prior is None:
-            prior = _prior_from_target(target, self.kernel_size, "mean", 1.0, self.border)
+            prior = prior_from_target(target, self.kernel_size, "mean", 1.0, self.border)
         return prior, scale, boundary
 
     def voxel_loss(self, logits: torch.Tensor, target: SegmentationTarget, prior: torch.Tensor | None) -> torch.Tensor:
