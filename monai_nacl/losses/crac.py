@@ -16,8 +16,7 @@ import torch
 from monai.utils import LossReduction
 
 from monai_nacl.losses._base import SegmentationCrossEntropyLoss, SegmentationTarget
-from monai_nacl.losses.neighborhood import BORDER_MODES
-from monai_nacl.losses.neighborhood import check_choice, check_kernel_size, prior_from_target
+from monai_nacl.losses.neighborhood import BORDER_MODES, check_choice, check_kernel_size, prior_from_target
 
 __all__ = ["CONSTRAINT_NORMALIZATIONS", "REGIONS", "AdaptiveNeighborAwareLoss"]
 
