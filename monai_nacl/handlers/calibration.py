@@ -82,7 +82,11 @@ class CalibrationMetricHandler(IgniteMetricHandler):
             )
         else:
             metric_fn = SegmentationCalibrationMetric(
-                num_bins=15 if num_bins is None else num_bins, region=region, band_width=band_width, per_case=per_case
+                num_bins=15 if num_bins is None else num_bins,
+                region=region,
+                band_width=band_width,
+                per_case=per_case,
+                keep_case_values=save_details or per_case,
             )
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 

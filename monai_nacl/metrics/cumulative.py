@@ -80,6 +80,9 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         marginal_bins: also report :data:`MARGINAL_NAMES` with this many bins of MONAI's binning (20 is MONAI's
             default); None: not computed.
         marginal_include_background: keep class 0 in the marginal values (MONAI's ``include_background``).
+        keep_case_values: compute and keep every image's values (:meth:`case_values`), which costs more than its
+            histograms; ``False`` keeps only the pooled histograms, for a dataset-pooled value read once per round
+            (a training metric). Per-case mode and the marginal values need them.
 
     Example:
         >>> metric = SegmentationCalibrationMetric()  # foreground voxels
@@ -98,8 +101,15 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         resolution: int = DEFAULT_RESOLUTION,
         marginal_bins: int | None = None,
         marginal_include_background: bool = True,
+        keep_case_values: bool = True,
     ) -> None:
         super().__init__()
+        if not keep_case_values and (per_case or marginal_bins is not None):
+            raise ValueError(
+                "keep_case_values=False keeps no per-image values, which per_case=True and marginal_bins need; "
+                "keep them or use the dataset-pooled values."
+            )
+        self.keep_case_values = keep_case_values
         if not isinstance(num_bins, int) or num_bins < 1:
             raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
         if region not in REGIONS:
@@ -150,6 +160,8 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         stats = calibration_statistics(
             y_pred, y, num_bins=self.num_bins, mask=region, sub_bins=self.sub_bins, per_image=True
         )
+        if not self.keep_case_values:
+            return [stats.to_vector(), stats.totals.new_zeros(stats.totals.shape[0], 0)]
         values = calibration_values(stats)
         columns = [values[name] for name in METRIC_NAMES]
         if self.marginal_bins is not None:
@@ -182,6 +194,8 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
 
     def case_values(self) -> dict[str, torch.Tensor]:
         """Per-image values ``{name: (num_images,)}`` in the order the images were seen (rank by rank)."""
+        if not self.keep_case_values:
+            raise RuntimeError("this metric was built with keep_case_values=False: it keeps no per-image values.")
         values = self._require_data()[1]
         return {name: values[:, k] for k, name in enumerate(self.metric_names)}
 

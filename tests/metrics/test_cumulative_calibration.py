@@ -198,3 +198,21 @@ def test_two_gloo_ranks_sum_histograms(tmp_path):
         result = torch.load(tmp_path / f"rank{rank}.pt")
         for name, value in expected.items():
             assert result[name] == pytest.approx(value, abs=1e-12)
+
+
+def test_without_case_values_the_pooled_values_are_the_same() -> None:
+    """``keep_case_values=False`` (a training metric read once per round) keeps only the histograms: the pooled values
+    equal those of the full metric, per-image values are refused, and per-case or marginal modes need them."""
+    torch.manual_seed(3)
+    full, light = SegmentationCalibrationMetric(num_bins=10), SegmentationCalibrationMetric(10, keep_case_values=False)
+    for _ in range(3):
+        probs = torch.softmax(3 * torch.randn(4, 3, 9, 11, dtype=torch.float64), 1)
+        labels = torch.randint(0, 3, (4, 1, 9, 11))
+        full(y_pred=probs, y=labels)
+        light(y_pred=probs, y=labels)
+    assert light.aggregate() == full.aggregate()
+    with pytest.raises(RuntimeError, match="keep_case_values=False"):
+        light.case_values()
+    for options in ({"per_case": True}, {"marginal_bins": 20}):
+        with pytest.raises(ValueError, match="keep_case_values=False keeps no per-image values"):
+            SegmentationCalibrationMetric(keep_case_values=False, **options)
