@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monai_nacl.compare.checkpoints import CHECKPOINT_CHOICES
 from monai_nacl.compare.overrides import split_overrides
 
 __all__ = [
@@ -55,6 +56,7 @@ class CompareOptions:
     ts_region: str = "all"
     reference: str = "ce"
     protocol: str = "default"
+    checkpoint: str = "both"
 
     @property
     def protocol_configs(self) -> tuple[str, ...]:
@@ -62,6 +64,13 @@ class CompareOptions:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}.")
         return PROTOCOLS[self.protocol]
+
+    @property
+    def checkpoints(self) -> tuple[str, ...]:
+        """The checkpoints of ``checkpoint`` (``both``: ``("best", "final")``), see :data:`CHECKPOINT_CHOICES`."""
+        if self.checkpoint not in CHECKPOINT_CHOICES:
+            raise ValueError(f"checkpoint must be one of {sorted(CHECKPOINT_CHOICES)}, got {self.checkpoint!r}.")
+        return CHECKPOINT_CHOICES[self.checkpoint]
 
     @property
     def seed_values(self) -> list[int]:
@@ -85,7 +94,11 @@ def _positive(text: str) -> int:
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``compare`` arguments to ``parser`` (create it with ``allow_abbrev=False``: ``--seed`` is a bundle id)."""
-    parser.add_argument("--bundle", required=True, help="bundle name under bundles/ (e.g. unet2d_nacl) or its folder")
+    parser.add_argument(
+        "--bundle",
+        required=True,
+        help="a shipped bundle by name (unet2d_nacl, unet3d_nacl, swinunetr_nacl) or a bundle folder by path",
+    )
     parser.add_argument(
         "--losses", default=None, help="comma list of the bundle's loss_name values (default: every loss it defines)"
     )
@@ -104,13 +117,6 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
             "'<loss> + <method>' row: ts (one temperature, '+ TS'), vector (one per class, '+ VS'), lts (local "
             "temperature scaling, '+ LTS'); e.g. --posthoc ts,vector,lts"
         ),
-    )
-    parser.add_argument(
-        "--temperature-scaling",
-        "--temperature_scaling",
-        dest="temperature_scaling",
-        action="store_true",
-        help="the same as --posthoc ts",
     )
     parser.add_argument(
         "--ts_max_voxels",
@@ -141,10 +147,20 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="training regime: the bundle's defaults, or 'paper' (configs/protocol_paper.yaml merged after train.yaml)",
     )
+    parser.add_argument(
+        "--checkpoint",
+        choices=tuple(CHECKPOINT_CHOICES),
+        default="both",
+        help=(
+            "weights each run is evaluated (and calibrated post hoc) with: best (models/model.pt, the epoch of the "
+            "best validation mean Dice, as the NACL authors report), final (the last epoch's, where memorisation "
+            "shows), or both (default; the report shows one table per checkpoint)"
+        ),
+    )
 
 
 def compare_option_names() -> list[str]:
-    """Names of ``compare``'s own options, without the leading ``--`` (``max_epochs``, ``temperature-scaling``...)."""
+    """Names of ``compare``'s own options, without the leading ``--`` (``max_epochs``, ``posthoc``...)."""
     parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     add_compare_arguments(parser)
     return [option[2:] for action in parser._actions for option in action.option_strings]
@@ -208,8 +224,8 @@ def check_reference(reference: str, row_names: Sequence[str]) -> None:
         )
 
 
-def parse_posthoc(text: str | None, temperature_scaling: bool = False) -> list[str]:
-    """The methods of ``--posthoc ts,vector,lts`` (``--temperature-scaling`` adds ``ts``), in order, without repeats.
+def parse_posthoc(text: str | None) -> list[str]:
+    """The methods of ``--posthoc ts,vector,lts``, in order, without repeats.
 
     Raises:
         ValueError: for a name that is not a post-hoc method, or a ``--posthoc`` that names none.
@@ -222,7 +238,7 @@ def parse_posthoc(text: str | None, temperature_scaling: bool = False) -> list[s
     unknown = [name for name in methods if name not in CALIBRATORS]
     if unknown:
         raise ValueError(f"--posthoc: {unknown} are not post-hoc methods; choose from {sorted(CALIBRATORS)}.")
-    return list(dict.fromkeys((["ts"] if temperature_scaling else []) + methods))
+    return list(dict.fromkeys(methods))
 
 
 def parse_compare_args(argv: list[str]) -> CompareOptions:
@@ -275,11 +291,12 @@ def options_from_namespace(known: argparse.Namespace, unknown: list[str]) -> Com
         dataset_dir=known.dataset_dir,
         datalist=known.datalist,
         quick=known.quick,
-        posthoc=parse_posthoc(known.posthoc, known.temperature_scaling),
+        posthoc=parse_posthoc(known.posthoc),
         grid=list(known.grid),
         overrides=overrides,
         ts_max_voxels=known.ts_max_voxels,
         ts_region=known.ts_region,
         reference=known.reference,
         protocol=known.protocol,
+        checkpoint=known.checkpoint,
     )

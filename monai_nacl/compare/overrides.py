@@ -1,15 +1,20 @@
-"""Command-line config overrides in ``python -m monai.bundle run`` form: ``--id value``, ``--a#b#c value``."""
+"""Command-line config overrides in ``python -m monai.bundle run`` form: ``--id value``, ``--a#b#c value``.
+
+``compare`` takes a forwarded override's value as text and reads it as a Python literal where it is one, otherwise
+keeps the text (:func:`literal`); :func:`command_line_value` writes a value so that ``fire``, which parses the
+command line of ``python -m monai.bundle run``, reads back exactly that value.
+"""
 
 from __future__ import annotations
 
 import ast
 from typing import Any
 
-__all__ = ["literal", "parse_overrides", "split_overrides"]
+__all__ = ["command_line_value", "literal", "split_overrides"]
 
 
 def literal(text: str) -> Any:
-    """``"0.2"`` -> 0.2, ``"['a', 'b']"`` -> list, ``"True"`` -> True; anything else stays a string (as ``fire``)."""
+    """``"0.2"`` -> 0.2, ``"['a', 'b']"`` -> list, ``"True"`` -> True; anything else stays the string given."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -43,6 +48,12 @@ def split_overrides(args: list[str]) -> dict[str, str]:
     return result
 
 
-def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """As :func:`split_overrides`, with values read as Python literals where they parse as one (like ``fire``)."""
-    return {key: literal(value) for key, value in split_overrides(args).items()}
+def command_line_value(value: Any) -> str:
+    """The command-line text of an override value: ``repr`` of the value, text read with :func:`literal` first.
+
+    ``fire`` reads a value as a Python literal too, but it also turns bare words into strings, so unquoted it would
+    read ``a,b`` as the tuple ``('a', 'b')`` and ``abc#def`` as ``'abc'`` (``#`` starts a comment); quoted, a text that
+    is no literal comes back whole (``"$@a + 1"``, ``"/data/case #3"``), and a literal (``[48, 48]``, ``0.2``,
+    ``True``) as itself.
+    """
+    return repr(literal(value) if isinstance(value, str) else value)

@@ -7,7 +7,9 @@ write each case's calibration histograms (``calibration_histograms.json``), from
 pictures are drawn (:mod:`monai_nacl.compare.plots`): per row its cases and seeds pooled, per class, the
 dataset reliability histogram, and an overlay of all rows.
 
-Every row is compared with a reference row (``--reference``, default ``ce``) case by case: the paired
+Each checkpoint evaluated (``--checkpoint``: the best-validation ``model.pt``, the final weights, or both) has its
+own table; every row is compared with the reference row of the same checkpoint (``--reference``, default ``ce``)
+case by case: the paired
 difference of each metric of :data:`PAIRED_COLUMNS` with its bootstrap interval and Wilcoxon p-value
 (:mod:`monai_nacl.compare.paired`), in ``report.md``, ``summary.csv`` and ``per_case.csv``. A post-hoc row
 (``<loss> + <method>``) whose foreground ECE is worse than its ``<loss>`` row's is flagged. The report ends
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_nacl.compare.checkpoints import BEST, CHECKPOINTS, FINAL
 from monai_nacl.compare.grid import Variant
 from monai_nacl.compare.paired import (
     BOOTSTRAP_RESAMPLES,
@@ -105,9 +108,9 @@ CSV_COLUMNS = TABLE_COLUMNS + [
 
 PAIRED_KEYS = ("dsc", "ece", "cece", "ace", "adaece", "nll", "brier")
 """Metrics compared case by case with the reference row, where the runs' ``metrics.csv`` has them."""
-PER_CASE_SOURCE = {"dsc": ("mean_dice", "mean_dsc")}
+SOURCES = {"dsc": "mean_dice"}
 """Columns of ``metrics.csv`` (and keys of ``summary.json``'s ``mean``) holding a metric whose name differs from the
-key, the first found is read: ``mean_dsc`` is the name in runs evaluated before ``mean_dice``."""
+key."""
 PAIRED_COLUMNS = [
     next((c for c in CSV_COLUMNS if c.key == key), Column(key.upper(), key, scale=100.0)) for key in PAIRED_KEYS
 ]
@@ -141,12 +144,6 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _source(values: Mapping[str, Any], key: str) -> str | None:
-    """The name under which ``values`` (a ``metrics.csv`` row or ``summary.json``'s ``mean``) holds the metric ``key``
-    (:data:`PER_CASE_SOURCE`); None when it holds none of them."""
-    return next((name for name in PER_CASE_SOURCE.get(key, (key,)) if name in values), None)
-
-
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -164,7 +161,7 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
     """
     summary = json.loads((eval_dir / SUMMARY).read_text())
     mean, pooled = summary.get("mean", {}), summary.get("pooled", {})
-    result = {"dsc": _number(mean.get(_source(mean, "dsc")))}
+    result = {"dsc": _number(mean.get(SOURCES["dsc"]))}
     result.update({name: _number(mean.get(name)) for name in CALIBRATION})
     result.update({f"{name}_pooled": _number(pooled.get(name)) for name in CALIBRATION})
     hd95: list[float] = []
@@ -196,21 +193,27 @@ def case_metrics(eval_dir: Path, seed: int) -> dict[tuple[str, int], dict[str, f
         return {}
     result = {}
     for line in _read_csv(eval_dir / "metrics.csv"):
-        sources = {key: _source(line, key) for key in PAIRED_KEYS}
-        result[(line["case"], seed)] = {key: _number(line[name]) for key, name in sources.items() if name}
+        sources = {key: SOURCES.get(key, key) for key in PAIRED_KEYS}
+        result[(line["case"], seed)] = {key: _number(line[name]) for key, name in sources.items() if name in line}
     return result
 
 
 def _failure(spec: RunSpec, eval_dir: Path) -> str:
-    for folder in (eval_dir, spec.run_dir):
+    """The ``failed`` marker nearest to ``eval_dir`` (a post-hoc folder, its checkpoint's folder, the run's)."""
+    for folder in (eval_dir, *eval_dir.parents):
         failed = folder / "failed"
         if failed.is_file():
             return f"seed {spec.seed}: {failed.read_text().strip()}"
+        if folder == spec.run_dir:
+            break
     return f"seed {spec.seed}: not run (no {eval_dir / SUMMARY})"
 
 
-def build_rows(specs: list[RunSpec], posthoc: Sequence[str] = ()) -> tuple[list[Row], dict[str, list[Path]]]:
-    """Rows of the table (each variant, then its ``+ TS`` row) and, per row, the finished evaluation folders.
+def build_rows(
+    specs: list[RunSpec], posthoc: Sequence[str] = (), checkpoint: str = BEST
+) -> tuple[list[Row], dict[str, list[Path]]]:
+    """Rows of one checkpoint's table (each variant, then its post-hoc rows) and, per :attr:`Row.key`, the finished
+    evaluation folders.
 
     Each row carries the per-case values of its finished seeds (``Row.cases``, see :func:`case_metrics`).
     """
@@ -222,19 +225,20 @@ def build_rows(specs: list[RunSpec], posthoc: Sequence[str] = ()) -> tuple[list[
         for method in posthoc:
             versions.append((Variant(variant.loss_name, variant.params, posthoc=method), POSTHOC_DIRS[method]))
         for shown, sub in versions:
-            row = Row(shown.name)
-            folders[row.name] = []
+            row = Row(shown.name, checkpoint=checkpoint)
+            folders[row.key] = []
             for spec in (s for s in specs if s.variant == variant):
                 row.runs += 1
-                eval_dir = spec.run_dir / sub if sub else spec.run_dir
-                finished = is_finished(spec.run_dir) and (eval_dir / SUMMARY).is_file()
+                checkpoint_dir = spec.evaluation_dir(checkpoint)
+                eval_dir = checkpoint_dir / sub if sub else checkpoint_dir
+                finished = is_finished(checkpoint_dir) and (eval_dir / SUMMARY).is_file()
                 if not finished:
                     row.failures.append(_failure(spec, eval_dir))
                     continue
                 for key, value in run_metrics(eval_dir).items():
                     row.values.setdefault(key, []).append(value)
                 row.cases.update(case_metrics(eval_dir, spec.seed))
-                folders[row.name].append(eval_dir)
+                folders[row.key].append(eval_dir)
             rows.append(row)
     return rows, folders
 
@@ -251,20 +255,43 @@ def run_history(run_dir: Path) -> list[dict[str, float | None]]:
     return rows
 
 
+def _validated(rows: list[dict[str, float | None]]) -> list[dict[str, float | None]]:
+    return [r for r in rows if r.get("val_nll") is not None and r.get("train_nll") is not None]
+
+
+def _best_dice_epoch(rows: list[dict[str, float | None]]) -> int | None:
+    """The epoch of the best-validation checkpoint: the first highest ``val_mean_dice`` (the saver keeps a model
+    only when a later one is strictly better); None without that column."""
+    scored = [r for r in rows if r.get("val_mean_dice") is not None]
+    return int(max(scored, key=lambda r: r["val_mean_dice"])["epoch"]) if scored else None
+
+
 def _history_lines(histories: dict[str, list[dict[str, float | None]]], picture: str | None) -> list[str]:
-    """The over-fitting section: per loss, training and validation NLL at the first and last validation."""
-    table = ["| loss | epochs | train NLL first → last | val NLL first → last | lowest val NLL (epoch) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    """The over-fitting section: per loss, training and validation NLL at the first and last validation, the epoch
+    of the lowest validation NLL (after which it rises) and the epoch of the best-validation checkpoint."""
+    header = "| loss | epochs | train NLL first → last | val NLL first → last | lowest val NLL (epoch) | best val Dice (epoch) |"
+    table = [header, "|---|---|---|---|---|---|"]
+    rising = []
     for name, rows in histories.items():
-        validated = [r for r in rows if r.get("val_nll") is not None and r.get("train_nll") is not None]
+        validated = _validated(rows)
         if not validated:
             continue
         first, last = validated[0], validated[-1]
-        best = min(validated, key=lambda r: r["val_nll"])
+        lowest = min(validated, key=lambda r: r["val_nll"])
+        best_epoch = _best_dice_epoch(rows)
+        dice = "n/a" if best_epoch is None else f"{best_epoch}"
         table.append(
-            f"| {name} | {int(last['epoch'])} | {first['train_nll']:.3f} → {last['train_nll']:.3f} | "
-            f"{first['val_nll']:.3f} → {last['val_nll']:.3f} | {best['val_nll']:.3f} ({int(best['epoch'])}) |"
+            f"| {name} | {int(rows[-1]['epoch'])} | {first['train_nll']:.3f} → {last['train_nll']:.3f} | "
+            f"{first['val_nll']:.3f} → {last['val_nll']:.3f} | {lowest['val_nll']:.3f} ({int(lowest['epoch'])}) | "
+            f"{dice} |"
         )
+        if last["val_nll"] > lowest["val_nll"]:
+            rising.append(
+                f"- `{name}`: the validation NLL is lowest at epoch {int(lowest['epoch'])} ({lowest['val_nll']:.3f}) "
+                f"and rises to {last['val_nll']:.3f} by epoch {int(last['epoch'])}"
+                + ("" if best_epoch is None else f"; the best-validation checkpoint is epoch {best_epoch}")
+                + "."
+            )
     if len(table) == 2:
         return []
     lines = ["## Training against validation NLL", ""]
@@ -274,12 +301,15 @@ def _history_lines(histories: dict[str, list[dict[str, float | None]]], picture:
         (
             "From each loss's first seed (`runs/<loss>/seed<k>/history.csv`), over the calibration region of the "
             "training patches and of the validation volumes: a training NLL that keeps falling while the validation "
-            "NLL rises is the network memorising its training labels, which makes it over-confident on new cases."
+            "NLL rises is the network memorising its training labels, which makes it over-confident on new cases. "
+            "The final checkpoint is the last epoch's network; the best-validation one the epoch in the last column."
         ),
         "",
         *table,
         "",
     ]
+    if rising:
+        lines += ["Where the validation NLL starts to rise:", "", *rising, ""]
     return lines
 
 
@@ -320,56 +350,63 @@ def _slug(name: str) -> str:
 def paired_comparisons(
     rows: list[Row], reference: str, columns: list[Column] | None = None
 ) -> dict[str, dict[str, PairedComparison]]:
-    """``{row name: {key: PairedComparison}}`` of every row but the reference, on each paired column.
+    """``{Row.key: {metric key: PairedComparison}}`` of every row but the references, each against the reference row
+    of its own checkpoint, on each paired column.
 
     Args:
         rows: rows with their per-case values (:func:`build_rows`).
-        reference: name of the reference row; ``{}`` when no row has that name.
+        reference: name of the reference row; rows of a checkpoint without it are not compared.
         columns: the paired metrics (default :data:`PAIRED_COLUMNS`).
     """
-    base = next((row for row in rows if row.name == reference), None)
-    if base is None:
-        return {}
+    bases = {row.checkpoint: row for row in rows if row.name == reference}
     columns = PAIRED_COLUMNS if columns is None else columns
     return {
-        row.name: {
-            c.key: paired_comparison(row.case_values(c.key), base.case_values(c.key), c.higher_is_better)
+        row.key: {
+            c.key: paired_comparison(
+                row.case_values(c.key), bases[row.checkpoint].case_values(c.key), c.higher_is_better
+            )
             for c in columns
         }
         for row in rows
-        if row.name != reference
+        if row.name != reference and row.checkpoint in bases
     }
 
 
-def _posthoc_base(name: str, names: set[str]) -> str | None:
-    """``ce`` for a post-hoc row ``ce + TS`` (any ``<row> + <method>`` whose ``<row>`` is a row), else None."""
-    base, sep, method = name.rpartition(" + ")
-    return base if sep and method and base in names else None
+def _posthoc_base(row: Row, rows: Sequence[Row]) -> Row | None:
+    """``ce`` for a post-hoc row ``ce + TS`` of the same checkpoint (any ``<row> + <method>`` whose ``<row>`` is a
+    row), else None."""
+    base, sep, method = row.name.rpartition(" + ")
+    if not (sep and method):
+        return None
+    return next((r for r in rows if r.name == base and r.checkpoint == row.checkpoint), None)
 
 
 def posthoc_ece_worse(rows: list[Row]) -> dict[str, bool]:
-    """For each post-hoc row ``<loss> + <method>``: whether its mean ECE is above its ``<loss>`` row's.
+    """For each post-hoc row ``<loss> + <method>`` (by :attr:`Row.key`): whether its mean ECE is above the mean ECE
+    of its ``<loss>`` row at the same checkpoint.
 
     Rows whose ECE or whose base's ECE is unknown are left out.
     """
-    means = {row.name: mean_std(row.values.get("ece", []))[0] for row in rows}
     flags = {}
     for row in rows:
-        base = _posthoc_base(row.name, set(means))
-        if base is not None and math.isfinite(means[row.name]) and math.isfinite(means[base]):
-            flags[row.name] = means[row.name] > means[base]
+        base = _posthoc_base(row, rows)
+        if base is None:
+            continue
+        mean, base_mean = (mean_std(r.values.get("ece", []))[0] for r in (row, base))
+        if math.isfinite(mean) and math.isfinite(base_mean):
+            flags[row.key] = mean > base_mean
     return flags
 
 
 def _posthoc_warnings(rows: list[Row], flags: dict[str, bool], ts_region: str) -> list[str]:
     """One line per flagged post-hoc row: both ECEs, the paired difference and the fitted temperatures."""
-    by_name = {row.name: row for row in rows}
     ece = next(c for c in PAIRED_COLUMNS if c.key == "ece")
     lines = []
-    for name in (n for n, worse in flags.items() if worse):
-        row, base = by_name[name], by_name[_posthoc_base(name, set(by_name))]
+    for row in (r for r in rows if flags.get(r.key)):
+        base = _posthoc_base(row, rows)
+        assert base is not None
         before, after = (100.0 * mean_std(r.values.get("ece", []))[0] for r in (base, row))
-        text = f"- ⚠ `{name}`: foreground ECE {after:.2f} % against {before:.2f} % for `{base.name}` without it"
+        text = f"- ⚠ `{row.key}`: foreground ECE {after:.2f} % against {before:.2f} % for `{base.key}` without it"
         comparison = paired_comparison(row.case_values("ece"), base.case_values("ece"), higher_is_better=False)
         if comparison.cases:
             difference, interval = format_difference(comparison, ece)
@@ -383,27 +420,51 @@ def _posthoc_warnings(rows: list[Row], flags: dict[str, bool], ts_region: str) -
     return lines
 
 
+CHECKPOINT_TITLES = {
+    BEST: "Best-validation checkpoint",
+    FINAL: "Final checkpoint",
+}
+"""Section titles of the checkpoints' tables."""
+CHECKPOINT_NOTES = {
+    BEST: (
+        "`models/model.pt`: the network of the epoch with the highest validation mean Dice, the checkpoint the NACL "
+        "authors report."
+    ),
+    FINAL: (
+        "The network of the last epoch (`models/checkpoint_last.pt`, evaluated from `final/models/model.pt`), where "
+        "a network memorising its training labels shows it; its post-hoc rows are fitted for these weights."
+    ),
+}
+
+
 def _paired_lines(
-    rows: list[Row], comparisons: dict[str, dict[str, PairedComparison]], columns: list[Column], reference: str
+    tables: Mapping[str, list[Row]],
+    comparisons: dict[str, dict[str, PairedComparison]],
+    columns: list[Column],
+    reference: str,
 ) -> list[str]:
-    """The report's paired section: the table and how to read it."""
+    """The report's paired section: per checkpoint the table against that checkpoint's reference row, and how to
+    read them."""
     lines = [f"## Paired differences against `{reference}`", ""]
-    if not columns or not any(row.name == reference and row.cases for row in rows):
-        return lines + [f"No per-case values of `{reference}` were found: no paired statistics.", ""]
+    for checkpoint, rows in tables.items():
+        if len(tables) > 1:
+            lines += [f"### {CHECKPOINT_TITLES.get(checkpoint, checkpoint)}", ""]
+        if not columns or not any(row.name == reference and row.cases for row in rows):
+            lines += [f"No per-case values of `{reference}` were found: no paired statistics.", ""]
+            continue
+        lines += [paired_markdown_table(rows, comparisons, columns, reference), ""]
     return lines + [
-        paired_markdown_table(rows, comparisons, columns, reference),
-        "",
         (
-            f"Δ = row - `{reference}` on the same test case and seed, averaged over the seeds of each case, then "
-            "over cases (in the units of the table above; points for the % columns). The interval is the "
-            f"{CONFIDENCE:.0%} percentile bootstrap interval of that mean, resampling test cases with replacement "
-            f"and keeping each case's seeds together ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}); p is "
-            "the two-sided Wilcoxon signed-rank test on the per-case differences. A difference is called better or "
-            f"worse, and shown in bold, only when the interval excludes 0 and p < {1 - CONFIDENCE:.2f}; with n "
-            "cases the smallest p is 2 / 2^n, so fewer than 6 cases never show a detectable difference. The "
-            "interval reflects the spread over test cases for these trained models, not a training-seed effect "
-            "shared by all cases. Per-case values and differences: `per_case.csv`; the same statistics: "
-            "`summary.csv`."
+            f"Δ = row - `{reference}` of the same checkpoint on the same test case and seed, averaged over the seeds "
+            "of each case, then over cases (in the units of the tables above; points for the % columns). The "
+            f"interval is the {CONFIDENCE:.0%} percentile bootstrap interval of that mean, resampling test cases "
+            f"with replacement and keeping each case's seeds together ({BOOTSTRAP_RESAMPLES} resamples, seed "
+            f"{BOOTSTRAP_SEED}); p is the two-sided Wilcoxon signed-rank test on the per-case differences. A "
+            f"difference is called better or worse, and shown in bold, only when the interval excludes 0 and p < "
+            f"{1 - CONFIDENCE:.2f}; with n cases the smallest p is 2 / 2^n, so fewer than 6 cases never show a "
+            "detectable difference. The interval reflects the spread over test cases for these trained models, not "
+            "a training-seed effect shared by all cases. Per-case values and differences: `per_case.csv`; the same "
+            "statistics: `summary.csv`."
         ),
         "",
     ]
@@ -460,6 +521,7 @@ def _reproducibility_lines(context: dict[str, Any], bundle_name: str, reference:
         f"- configs merged to train: {shown('train_configs')}; to evaluate: {shown('evaluate_configs')}",
         f"- datalist: {shown('datalist')}, sha256 {shown('datalist_sha256')}; data folder: {shown('dataset_dir')}",
         f"- classes: {shown('num_classes')}; epochs per run: {shown('max_epochs')}; seeds: {shown('seeds')}",
+        f"- checkpoints evaluated: {shown('checkpoints')}",
         f"- bundle overrides: {shown('overrides')}",
         (
             f"- paired statistics: reference `{reference}`, {BOOTSTRAP_RESAMPLES} bootstrap resamples of the test "
@@ -471,8 +533,27 @@ def _reproducibility_lines(context: dict[str, Any], bundle_name: str, reference:
     ]
 
 
+def _checkpoint_epochs(checkpoint: str, histories: Mapping[str, list[dict[str, float | None]]]) -> str:
+    """`` (epochs, first seed: ce 40, nacl 80)``: which epoch each loss's checkpoint is, from its history."""
+    epochs = {}
+    for name, rows in histories.items():
+        epoch = _best_dice_epoch(rows) if checkpoint == BEST else (int(rows[-1]["epoch"]) if rows else None)
+        if epoch is not None:
+            epochs[name] = epoch
+    if not epochs:
+        return ""
+    if len(set(epochs.values())) == 1 and checkpoint == FINAL:
+        return f" Epoch {next(iter(epochs.values()))}."
+    return " Epochs (first seed): " + ", ".join(f"{name} {epoch}" for name, epoch in epochs.items()) + "."
+
+
 def write_report(
-    output: Path, specs: list[RunSpec], posthoc: Sequence[str], bundle_name: str, reference: str = "ce"
+    output: Path,
+    specs: list[RunSpec],
+    posthoc: Sequence[str],
+    bundle_name: str,
+    reference: str = "ce",
+    checkpoints: Sequence[str] = CHECKPOINTS,
 ) -> Path:
     """Write ``report.md``, ``summary.csv``, ``per_case.csv`` and the pictures of :func:`~monai_nacl.compare.plots.plot_comparison`.
 
@@ -481,13 +562,19 @@ def write_report(
         specs: the planned runs.
         posthoc: the post-hoc methods whose ``<loss> + <method>`` rows were run (``ts``, ``vector``, ``lts``).
         bundle_name: shown in the title.
-        reference: row every other row is compared with, case by case.
+        reference: row every other row of its checkpoint is compared with, case by case.
+        checkpoints: the checkpoints evaluated (``best``, ``final``), one table each.
 
     Returns:
         the path of ``report.md``.
     """
     context = json.loads((output / "compare.json").read_text()) if (output / "compare.json").is_file() else {}
-    rows, folders = build_rows(specs, posthoc)
+    tables: dict[str, list[Row]] = {}
+    folders: dict[str, list[Path]] = {}
+    for checkpoint in checkpoints:
+        tables[checkpoint], checkpoint_folders = build_rows(specs, posthoc, checkpoint)
+        folders.update(checkpoint_folders)
+    rows = [row for table in tables.values() for row in table]
     paired_columns = [c for c in PAIRED_COLUMNS if any(c.key in m for row in rows for m in row.cases.values())]
     comparisons = paired_comparisons(rows, reference, paired_columns)
     flags = posthoc_ece_worse(rows)
@@ -497,12 +584,12 @@ def write_report(
     labels = _test_labels(context)
     per_case, regions = {}, set()
     for row in rows:
-        runs = [run_histograms(folder) for folder in folders[row.name]]
+        runs = [run_histograms(folder) for folder in folders[row.key]]
         if runs and all(run is not None for run in runs):
-            per_case[row.name] = concatenate_statistics([stats for stats, _ in runs])
+            per_case[row.key] = concatenate_statistics([stats for stats, _ in runs])
             regions.update(region for _, region in runs)
     region = ", ".join(sorted(r for r in regions if r)) or None
-    pictures = plot_comparison(output, per_case, {name: _slug(name) for name in per_case}, region)
+    pictures = plot_comparison(output, per_case, {key: _slug(key) for key in per_case}, region)
     trained = list(dict.fromkeys(spec.variant for spec in specs))
     histories = {
         variant.name: run_history(next(s.run_dir for s in specs if s.variant == variant)) for variant in trained
@@ -513,20 +600,31 @@ def write_report(
         plot_nll_history(histories, output / NLL_HISTORY, region)
         history_picture = NLL_HISTORY
     epochs = context.get("max_epochs") or "the bundle's default"
+    flagged = {key for key, worse in flags.items() if worse}
     lines = [
         f"# Calibration comparison: bundle `{bundle_name}`",
         "",
         (
             f"Runs: {len(specs)} ({len({s.variant for s in specs})} loss setting(s) x {len({s.seed for s in specs})} "
-            f"seed(s)); epochs per run: {epochs}; test cases: {len(labels) or '?'}."
+            f"seed(s)); epochs per run: {epochs}; test cases: {len(labels) or '?'}; checkpoints: "
+            f"{', '.join(checkpoints)}."
         ),
         "",
-        markdown_table(rows, TABLE_COLUMNS, flagged={name for name, worse in flags.items() if worse}),
-        "",
+    ]
+    for checkpoint, table in tables.items():
+        lines += [
+            f"## {CHECKPOINT_TITLES.get(checkpoint, checkpoint)}",
+            "",
+            CHECKPOINT_NOTES.get(checkpoint, "") + _checkpoint_epochs(checkpoint, histories),
+            "",
+            markdown_table(table, TABLE_COLUMNS, flagged=flagged),
+            "",
+        ]
+    lines += [
         (
             "Values are mean ± sample standard deviation over seeds (a single seed shows its value); ↑ higher is "
             "better, ↓ lower is better. No mean is bold: whether a row differs from the reference is read from the "
-            "paired table below."
+            "paired tables below."
         ),
         "",
         (
@@ -546,8 +644,8 @@ def write_report(
     warnings = _posthoc_warnings(rows, flags, str(context.get("ts_region", "all")))
     if warnings:
         lines += ["## Warnings: post-hoc calibration that made ECE worse", "", *warnings, ""]
-    lines += _paired_lines(rows, comparisons, paired_columns, reference)
-    empty = {r.name: int(sum(r.values.get("hd95_empty", []))) for r in rows}
+    lines += _paired_lines(tables, comparisons, paired_columns, reference)
+    empty = {r.key: int(sum(r.values.get("hd95_empty", []))) for r in rows}
     if any(empty.values()):
         pairs = ", ".join(f"{name} ({count} pair(s))" for name, count in empty.items() if count)
         lines += [f"HD95 left out where a class present in the label was not predicted at all: {pairs}.", ""]
@@ -555,12 +653,10 @@ def write_report(
     if temperature_rows:
         lines.append(
             "Fitted temperatures: "
-            + ", ".join(
-                f"{r.name}: " + ", ".join(f"{t:.3f}" for t in r.values["temperature"]) for r in temperature_rows
-            )
+            + ", ".join(f"{r.key}: " + ", ".join(f"{t:.3f}" for t in r.values["temperature"]) for r in temperature_rows)
         )
         lines.append("")
-    failures = [f"- {r.name}, {failure}" for r in rows for failure in r.failures]
+    failures = [f"- {r.key}, {failure}" for r in rows for failure in r.failures]
     if failures:
         lines += ["## Failed runs", "", *failures, ""]
     if pictures:
@@ -582,7 +678,13 @@ def write_report(
         ]
     lines += _history_lines(histories, history_picture)
     lines += _reproducibility_lines(context, bundle_name, reference)
-    lines += ["Each run's folder (logs, model, metrics.csv, summary.json, predictions): `runs/<loss>/seed<k>/`.", ""]
+    lines += [
+        (
+            "Each run's folder (logs, models, metrics.csv, summary.json, predictions of the best-validation "
+            "checkpoint): `runs/<loss>/seed<k>/`; the final checkpoint's evaluation: `runs/<loss>/seed<k>/final/`."
+        ),
+        "",
+    ]
     report = output / "report.md"
     report.write_text("\n".join(lines))
     return report

@@ -1,8 +1,9 @@
 """One training or evaluation run of a bundle, as a subprocess, with its log, progress and `done` marker.
 
-Each (variant, seed) owns a folder ``<output>/runs/<variant.run_name>/seed<k>/`` that is the bundle's
-``output_dir`` for both training and evaluation. The run is finished when ``summary.json`` is there and
-the ``done`` marker (written atomically last) says so; a finished run is skipped on the next call.
+Each (variant, seed) owns a folder ``<output>/runs/<variant.run_name>/seed<k>/``: the bundle's ``output_dir`` for
+training (checkpoints in ``models/``) and for the evaluation of the best-validation checkpoint; the final checkpoint
+is evaluated in ``final/`` (its weights in ``final/models/``). An evaluation is finished when its ``summary.json`` is
+there and its ``done`` marker (written atomically last) says so; a finished one is skipped on the next call.
 """
 
 from __future__ import annotations
@@ -11,27 +12,24 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai_nacl.bundle.shipped import BUNDLES_DIR, shipped_bundle_names
+from monai_nacl.compare.checkpoints import BEST, MODEL_FILE
 from monai_nacl.compare.grid import Variant
+from monai_nacl.utils import atomic_write_text
 
 __all__ = [
     "ALL_VOXELS_DIR",
     "POSTHOC_DIRS",
     "SUMMARY",
     "RunSpec",
-    "bundle_command",
-    "bundle_loss_names",
     "is_finished",
     "parse_epoch",
     "read_done",
-    "resolve_bundle",
     "run_subprocess",
     "write_done",
 ]
@@ -68,58 +66,18 @@ class RunSpec:
         """Short name for progress lines: ``nacl seed 0``."""
         return f"{self.variant.name} seed {self.seed}"
 
+    def evaluation_dir(self, checkpoint: str) -> Path:
+        """Where ``checkpoint`` (``best`` or ``final``) is evaluated: the run's folder, or its ``final/``."""
+        return self.run_dir if checkpoint == BEST else self.run_dir / checkpoint
 
-def resolve_bundle(bundle: str | os.PathLike) -> Path:
-    """The folder of a bundle given by path, or by the name of a shipped bundle (``unet2d_nacl``).
+    def ckpt_dir(self, checkpoint: str) -> Path:
+        """The bundle's ``ckpt_dir`` holding ``checkpoint``'s ``model.pt``: training writes ``<run>/models``, the
+        final weights are written to ``<run>/final/models``."""
+        return self.evaluation_dir(checkpoint) / "models"
 
-    Raises:
-        ValueError: when neither the path nor the shipped bundle of that name holds ``configs/train.yaml``.
-    """
-    candidates = [Path(bundle), BUNDLES_DIR / str(bundle)]
-    for candidate in candidates:
-        if (candidate / "configs" / "train.yaml").is_file():
-            return candidate.resolve()
-    raise ValueError(
-        f"--bundle {str(bundle)!r}: no configs/train.yaml in {[str(c) for c in candidates]}. "
-        f"Give a bundle folder or one of {shipped_bundle_names()}."
-    )
-
-
-def bundle_loss_names(bundle_dir: Path) -> list[str]:
-    """The ``loss_name`` values a bundle accepts: the keys of its top-level ``losses`` dict."""
-    from monai.bundle import ConfigParser
-
-    config = ConfigParser.load_config_files([bundle_dir / "configs" / "train.yaml"])
-    losses = config.get("losses")
-    if not isinstance(losses, dict) or not losses:
-        raise ValueError(
-            f"{bundle_dir}/configs/train.yaml has no top-level 'losses' dict keyed by loss_name; "
-            "pass the loss names with --losses."
-        )
-    return list(losses)
-
-
-def bundle_command(bundle_dir: Path, configs: list[str], overrides: dict[str, Any]) -> list[str]:
-    """Command line running a bundle workflow (``monai.bundle run`` semantics, see ``bundle_run``).
-
-    Args:
-        bundle_dir: the bundle folder.
-        configs: config files under ``configs/``, merged in order (e.g. ``["train.yaml", "evaluate.yaml"]``).
-        overrides: ``{id: value}`` set on the command line; values are written with ``str`` (lists and
-            dicts with ``repr``) and parsed back as Python literals.
-    """
-    files = [str(bundle_dir / "configs" / name) for name in configs]
-    command = [sys.executable, "-m", "monai_nacl.compare.bundle_run", "run"]
-    command += ["--config_file", repr(files) if len(files) > 1 else files[0]]
-    meta = bundle_dir / "configs" / "metadata.json"
-    if meta.is_file():
-        command += ["--meta_file", str(meta)]
-    logging_conf = bundle_dir / "configs" / "logging.conf"
-    if logging_conf.is_file():
-        command += ["--logging_file", str(logging_conf)]
-    for key, value in overrides.items():
-        command += [f"--{key}", repr(value) if isinstance(value, (list, dict, tuple)) else str(value)]
-    return command
+    def model(self, checkpoint: str) -> Path:
+        """``checkpoint``'s weights."""
+        return self.ckpt_dir(checkpoint) / MODEL_FILE
 
 
 def parse_epoch(line: str) -> tuple[int, int | None, bool] | None:
@@ -179,10 +137,8 @@ def _children_cpu() -> float:
 
 
 def write_done(run_dir: Path, info: dict[str, Any]) -> None:
-    """Write the ``done`` marker atomically (temp file + ``os.replace``), so a killed run never looks finished."""
-    tmp = run_dir / f".{DONE}.tmp"
-    tmp.write_text(json.dumps({**info, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
-    os.replace(tmp, run_dir / DONE)
+    """Write the ``done`` marker atomically, so a killed run never looks finished."""
+    atomic_write_text(run_dir / DONE, json.dumps({**info, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
 
 
 def read_done(run_dir: Path) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class Column:
 
 @dataclass
 class Row:
-    """One variant: per-seed values of each column (failed seeds contribute nothing) and its failures.
+    """One variant at one checkpoint: per-seed values of each column (failed seeds contribute nothing) and its
+    failures.
 
     Args:
         name: row name (``nacl``, ``nacl(alpha=0.2)``, ``ce + TS``).
@@ -62,6 +63,8 @@ class Row:
         failures: one text per failed seed (``"seed 1: train failed, see runs/.../train.log"``).
         cases: ``{(case, seed): {column key: value}}``, the per-test-case values of the finished seeds that
             the paired statistics use.
+        checkpoint: the weights evaluated (``best``, ``final``), None where the table has one kind only; rows are
+            compared only with rows of the same checkpoint.
     """
 
     name: str
@@ -69,6 +72,12 @@ class Row:
     runs: int = 0
     failures: list[str] = field(default_factory=list)
     cases: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The row's identity among the rows of every checkpoint: ``ce``, or ``ce (final)`` with a checkpoint."""
+        return self.name if self.checkpoint is None else f"{self.name} ({self.checkpoint})"
 
     def case_values(self, key: str) -> dict[tuple[str, int], float]:
         """``{(case, seed): value}`` of one column (cases that lack it left out)."""
@@ -104,14 +113,14 @@ def markdown_table(rows: Sequence[Row], columns: Sequence[Column], flagged: Coll
     """A Markdown table of the rows' means, with a ``seeds`` column (finished / attempted); nothing in bold.
 
     Args:
-        rows: the rows, in report order.
+        rows: the rows, in report order (of one checkpoint: the table shows the names).
         columns: the metric columns.
-        flagged: names of rows marked ``⚠`` (a warning about them follows the table).
+        flagged: :attr:`Row.key` of the rows marked ``⚠`` (a warning about them follows the table).
     """
     header = ["loss", *(c.title + (" ↑" if c.higher_is_better else " ↓") for c in columns), "seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
     for row in rows:
-        cells = [row.name + (" ⚠" if row.name in flagged else "")]
+        cells = [row.name + (" ⚠" if row.key in flagged else "")]
         cells += [format_cell(row.values.get(column.key, []), column) for column in columns]
         seeds = f"{row.finished}/{row.runs}" + (" (failed)" if row.failures else "")
         lines.append("| " + " | ".join(cells + [seeds]) + " |")
@@ -148,18 +157,18 @@ def paired_markdown_table(
     The difference and its interval are bold only when the verdict is better or worse.
 
     Args:
-        rows: the rows (the reference row itself is left out).
-        comparisons: ``{row name: {column key: PairedComparison}}``.
+        rows: the rows of one checkpoint (the reference row itself is left out).
+        comparisons: ``{Row.key: {column key: PairedComparison}}``.
         columns: the paired metric columns.
         reference: name of the reference row.
     """
     header = ["loss", "metric", f"Δ vs {reference}", "95 % CI", "p (Wilcoxon)", "cases", "verdict"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + [":---:"] * 5) + "|"]
     for row in rows:
-        if row.name == reference or row.name not in comparisons:
+        if row.name == reference or row.key not in comparisons:
             continue
         for column in columns:
-            comparison = comparisons[row.name].get(column.key)
+            comparison = comparisons[row.key].get(column.key)
             if comparison is None:
                 continue
             difference, interval = format_difference(comparison, column)
@@ -185,18 +194,20 @@ def write_csv(
     reference: str = "",
     flags: Mapping[str, bool] | None = None,
 ) -> None:
-    """``summary.csv``: one line per row, all values unscaled.
+    """``summary.csv``: one line per row, all values unscaled; ``comparisons`` and ``flags`` keyed by :attr:`Row.key`.
 
-    Columns: ``loss, seeds_finished, seeds_run``; ``<key>_mean, <key>_std, <key>_n`` per column; then, with
+    Columns: ``loss``, ``checkpoint`` (when the rows have one), ``seeds_finished, seeds_run``; ``<key>_mean, <key>_std,
+    <key>_n`` per column; then, with
     ``paired_columns``, ``reference`` and ``<key>_diff, <key>_ci_low, <key>_ci_high, <key>_p, <key>_cases,
     <key>_verdict`` per paired metric (empty on the reference row); then, with ``flags``, ``posthoc_ece_worse``
     (1 / 0 for a ``<loss> + <method>`` row whose mean ECE is / is not above its ``<loss>`` row's, empty for
     the other rows).
     """
     comparisons = comparisons or {}
+    with_checkpoint = any(row.checkpoint is not None for row in rows)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        header = ["loss", "seeds_finished", "seeds_run"]
+        header = ["loss", *(["checkpoint"] if with_checkpoint else []), "seeds_finished", "seeds_run"]
         for column in columns:
             header += [f"{column.key}_mean", f"{column.key}_std", f"{column.key}_n"]
         if paired_columns:
@@ -205,38 +216,42 @@ def write_csv(
             header.append("posthoc_ece_worse")
         writer.writerow(header)
         for row in rows:
-            line: list = [row.name, row.finished, row.runs]
+            line: list = [row.name, *([row.checkpoint] if with_checkpoint else []), row.finished, row.runs]
             for column in columns:
                 mean, std, n = mean_std(row.values.get(column.key, []))
                 line += [f"{mean:.6g}", f"{std:.6g}", n]
             if paired_columns:
                 line.append(reference)
                 for column in paired_columns:
-                    comparison = comparisons.get(row.name, {}).get(column.key)
+                    comparison = comparisons.get(row.key, {}).get(column.key)
                     if comparison is None:
                         line += [""] * len(PAIRED_FIELDS)
                         continue
                     numbers = (comparison.difference, comparison.ci_low, comparison.ci_high, comparison.p_value)
                     line += [f"{v:.6g}" for v in numbers] + [comparison.cases, comparison.verdict]
             if flags is not None:
-                line.append("" if row.name not in flags else int(flags[row.name]))
+                line.append("" if row.key not in flags else int(flags[row.key]))
             writer.writerow(line)
 
 
 def write_per_case_csv(rows: Sequence[Row], columns: Sequence[Column], reference: str, path: Path) -> None:
     """``per_case.csv``: one line per (row, case, seed) with each metric and its difference to the reference.
 
-    Columns: ``loss, case, seed``, then ``<key>`` and ``<key>_diff`` (value minus the reference row's value at
-    the same case and seed; empty where the reference has none) per column, unscaled. Averaging ``_diff``
-    over the seeds of each case gives the per-case differences that the bootstrap and the test resample.
+    Columns: ``loss``, ``checkpoint`` (when the rows have one), ``case, seed``, then ``<key>`` and ``<key>_diff``
+    (value minus the value of the reference row of the same checkpoint at the same case and seed; empty where the
+    reference has none) per column, unscaled. Averaging ``_diff`` over the seeds of each case gives the per-case
+    differences that the bootstrap and the test resample.
     """
-    base = next((row.cases for row in rows if row.name == reference), {})
+    bases = {row.checkpoint: row.cases for row in rows if row.name == reference}
+    with_checkpoint = any(row.checkpoint is not None for row in rows)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["loss", "case", "seed"] + [f"{c.key}{suffix}" for c in columns for suffix in ("", "_diff")])
+        header = ["loss", *(["checkpoint"] if with_checkpoint else []), "case", "seed"]
+        writer.writerow(header + [f"{c.key}{suffix}" for c in columns for suffix in ("", "_diff")])
         for row in rows:
+            base = bases.get(row.checkpoint, {})
             for (case, seed), metrics in sorted(row.cases.items()):
-                line: list = [row.name, case, seed]
+                line: list = [row.name, *([row.checkpoint] if with_checkpoint else []), case, seed]
                 for column in columns:
                     value = metrics.get(column.key, math.nan)
                     other = base.get((case, seed), {}).get(column.key, math.nan)

@@ -2,19 +2,21 @@
 
 For each variant and seed the bundle's ``train.yaml`` runs with the same seed, split, schedule and
 initialisation (the bundle seeds everything from ``seed`` before building the network), then
-``evaluate.yaml`` runs on the test split into the same folder. Each run is a subprocess with its own log,
+``evaluate.yaml`` runs on the test split once per checkpoint reported (``--checkpoint``: the best-validation
+``model.pt`` in the run's folder, the final weights in its ``final/``). Each run is a subprocess with its own log,
 so a failed run is reported and the others go on; finished runs are skipped when the command is rerun.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from monai_nacl.compare.checkpoints import BEST, FINAL, write_final_model
+from monai_nacl.compare.compared_bundle import CALIBRATE, EVALUATE, EVALUATE_CALIBRATED, TRAIN, ComparedBundle
 from monai_nacl.compare.grid import Variant, expand_grid
 from monai_nacl.compare.options import CompareOptions, check_bundle_overrides, check_reference
 from monai_nacl.compare.progress import Progress, format_duration
@@ -22,52 +24,16 @@ from monai_nacl.compare.runs import (
     POSTHOC_DIRS,
     SUMMARY,
     RunSpec,
-    bundle_command,
-    bundle_loss_names,
     is_finished,
     read_done,
-    resolve_bundle,
     run_subprocess,
     write_done,
 )
 
-__all__ = ["BundleLayout", "CompareResult", "plan_runs", "run_compare", "variants_for"]
+__all__ = ["CompareResult", "plan_runs", "run_compare", "variants_for"]
 
 FAILED = "failed"
 TRAINED = "trained"
-EVALUATED = "evaluated"
-FRAGMENTS = Path(__file__).resolve().parent / "configs"
-"""Config fragments merged after the bundle's: ``all_voxels.yaml`` (the all-voxel report); ``calibrate.yaml`` and
-``posthoc.yaml`` (the post-hoc rows, see :mod:`monai_nacl.compare.posthoc`)."""
-
-
-@dataclass(frozen=True)
-class BundleLayout:
-    """How the workflow drives a bundle: which configs to merge for each phase and where the model lands.
-
-    Args:
-        train_configs: configs merged to train (names under the bundle's ``configs/``, or absolute paths).
-        evaluate_configs: configs merged to evaluate on the test split.
-        model_file: the trained weights, relative to the run's folder (the bundle's ``ckpt_dir`` is set to
-            ``<run>/models``).
-    """
-
-    train_configs: tuple[str, ...] = ("train.yaml",)
-    evaluate_configs: tuple[str, ...] = ("train.yaml", "evaluate.yaml", str(FRAGMENTS / "all_voxels.yaml"))
-    model_file: str = "models/model.pt"
-
-    def with_protocol(self, configs: tuple[str, ...]) -> BundleLayout:
-        """This layout with ``configs`` merged right after ``train.yaml`` (after the first config if absent)."""
-
-        def insert(files: tuple[str, ...]) -> tuple[str, ...]:
-            at = files.index("train.yaml") + 1 if "train.yaml" in files else 1
-            return files[:at] + configs + files[at:]
-
-        if not configs:
-            return self
-        return dataclasses.replace(
-            self, train_configs=insert(self.train_configs), evaluate_configs=insert(self.evaluate_configs)
-        )
 
 
 @dataclass(frozen=True)
@@ -83,18 +49,18 @@ class CompareResult:
     failed: list[str]
 
 
-def variants_for(options: CompareOptions, bundle_dir: Path) -> list[Variant]:
+def variants_for(options: CompareOptions, bundle: ComparedBundle) -> list[Variant]:
     """Rows to train: each ``--losses`` name (default all the bundle defines), then each ``--grid`` point.
 
     Raises:
         ValueError: for a loss name the bundle does not define.
     """
-    known = bundle_loss_names(bundle_dir)
+    known = list(bundle.loss_names)
     losses = options.losses if options.losses is not None else known
     grid = [v for spec in options.grid for v in expand_grid(spec)]
     unknown = sorted({name for name in losses + [v.loss_name for v in grid] if name not in known})
     if unknown:
-        raise ValueError(f"loss(es) {unknown} are not defined by bundle {bundle_dir.name}; it defines {known}.")
+        raise ValueError(f"loss(es) {unknown} are not defined by bundle {bundle.name}; it defines {known}.")
     variants = [Variant(name) for name in dict.fromkeys(losses)]
     return variants + [v for v in dict.fromkeys(grid) if v not in variants]
 
@@ -104,7 +70,7 @@ def plan_runs(variants: list[Variant], seeds: list[int], output: Path) -> list[R
     return [RunSpec(v, seed, output / "runs" / v.run_name / f"seed{seed}") for v in variants for seed in seeds]
 
 
-def _base_overrides(options: CompareOptions, bundle_dir: Path) -> dict[str, Any]:
+def _base_overrides(options: CompareOptions, bundle: ComparedBundle) -> dict[str, Any]:
     """Overrides shared by every run: data, schedule, and what the user forwarded.
 
     The bundles save ``model.pt`` at validation rounds (best validation Dice), so a schedule shorter than
@@ -117,130 +83,133 @@ def _base_overrides(options: CompareOptions, bundle_dir: Path) -> dict[str, Any]
         overrides["datalist"] = str(Path(options.datalist).resolve())
     if options.epochs is not None:
         overrides["max_epochs"] = options.epochs
-        interval = _bundle_value(bundle_dir, "val_interval")
+        interval = bundle.val_interval
         if "val_interval" not in options.overrides and isinstance(interval, int) and interval > options.epochs:
             overrides["val_interval"] = options.epochs
     overrides.update(options.overrides)
     return overrides
 
 
-def _config_ids(bundle_dir: Path, configs: list[str]) -> set[str]:
-    """Top-level ids of the merged ``configs`` (names under the bundle's ``configs/``, or absolute paths)."""
-    from monai.bundle import ConfigParser
-
-    return set(ConfigParser.load_config_files([bundle_dir / "configs" / name for name in configs]))
-
-
-def _bundle_value(bundle_dir: Path, config_id: str) -> Any:
-    """A raw (unparsed) top-level value of the bundle's train.yaml, or None."""
-    from monai.bundle import ConfigParser
-
-    return ConfigParser.load_config_files([bundle_dir / "configs" / "train.yaml"]).get(config_id)
-
-
-def _run_overrides(spec: RunSpec, base: dict[str, Any], layout: BundleLayout, bundle_dir: Path) -> dict[str, Any]:
-    """Everything set on the bundle's command line for one run."""
+def _run_overrides(
+    spec: RunSpec, base: dict[str, Any], bundle: ComparedBundle, checkpoint: str = BEST
+) -> dict[str, Any]:
+    """Everything set on the bundle's command line for one run: training and the best checkpoint's evaluation write
+    to the run's folder; the final checkpoint's evaluation reads its weights from, and writes to, ``final/``."""
     return {
-        "bundle_root": str(bundle_dir),
+        "bundle_root": str(bundle.folder),
         **base,
         **spec.variant.overrides(),
         "seed": spec.seed,
-        "output_dir": str(spec.run_dir.resolve()),
-        "ckpt_dir": str((spec.run_dir / Path(layout.model_file).parent).resolve()),
+        "output_dir": str(spec.evaluation_dir(checkpoint).resolve()),
+        "ckpt_dir": str(spec.ckpt_dir(checkpoint).resolve()),
     }
 
 
-def _needs_work(spec: RunSpec, posthoc: list[str]) -> bool:
-    if not is_finished(spec.run_dir):
-        return True
-    return any(not is_finished(spec.run_dir / POSTHOC_DIRS[method]) for method in posthoc)
+def _needs_work(spec: RunSpec, checkpoints: tuple[str, ...], posthoc: list[str]) -> bool:
+    folders = [spec.evaluation_dir(c) for c in checkpoints]
+    return any(not is_finished(f) or any(not is_finished(f / POSTHOC_DIRS[m]) for m in posthoc) for f in folders)
 
 
-def _fail(run_dir: Path, phase: str, message: str) -> str:
+def _fail(folder: Path, phase: str, message: str) -> str:
     text = f"{phase} failed: {message}"
-    (run_dir / FAILED).write_text(text + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FAILED).write_text(text + "\n")
     return text
 
 
 def _execute(
-    spec: RunSpec,
-    bundle_dir: Path,
-    layout: BundleLayout,
-    base: dict[str, Any],
-    options: CompareOptions,
-    progress: Progress,
+    spec: RunSpec, bundle: ComparedBundle, base: dict[str, Any], options: CompareOptions, progress: Progress
 ) -> str | None:
-    """Train, evaluate (and calibrate post hoc) one run; returns None on success, else what failed.
+    """Train, evaluate each checkpoint (and calibrate it post hoc) for one run; None on success, else what failed.
 
-    The run is finished (``done``) once evaluated; each post-hoc evaluation is a separate result in
-    ``<run>/<POSTHOC_DIRS[method]>`` with its own ``done``/``failed`` marker, so its failure leaves the other rows.
+    Each checkpoint's evaluation is finished (``done``) once evaluated; each post-hoc evaluation is a separate
+    result in ``<evaluation>/<POSTHOC_DIRS[method]>`` with its own ``done``/``failed`` marker, so a failure leaves the
+    other rows.
     """
     run_dir = spec.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILED).unlink(missing_ok=True)
-    overrides = _run_overrides(spec, base, layout, bundle_dir)
+    overrides = _run_overrides(spec, base, bundle)
     (run_dir / "overrides.json").write_text(json.dumps(overrides, indent=2))
-    model = run_dir / layout.model_file
+    model = spec.model(BEST)
     if not (run_dir / TRAINED).is_file() or not model.is_file():
         progress.start_phase("train")
-        command = bundle_command(bundle_dir, list(layout.train_configs), overrides)
-        status = run_subprocess(command, run_dir / "train.log", progress.on_line)
+        status = run_subprocess(bundle.command(TRAIN, overrides), run_dir / "train.log", progress.on_line)
         if status != 0:
             return _fail(run_dir, "train", f"exit status {status}, see {run_dir / 'train.log'}")
         if not model.is_file():
             return _fail(run_dir, "train", f"finished but wrote no {model}; see {run_dir / 'train.log'}")
         (run_dir / TRAINED).write_text(time.strftime("%Y-%m-%d %H:%M:%S") + "\n")
-    if not (run_dir / EVALUATED).is_file() or not (run_dir / SUMMARY).is_file():
-        progress.start_phase("evaluate")
-        command = bundle_command(bundle_dir, list(layout.evaluate_configs), overrides)
-        status = run_subprocess(command, run_dir / "evaluate.log", progress.on_line)
-        if status != 0 or not (run_dir / SUMMARY).is_file():
-            return _fail(run_dir, "evaluate", f"exit status {status}, see {run_dir / 'evaluate.log'}")
-        (run_dir / EVALUATED).write_text(time.strftime("%Y-%m-%d %H:%M:%S") + "\n")
-    if not is_finished(run_dir):
-        write_done(run_dir, {"variant": spec.variant.name, "seed": spec.seed, "overrides": overrides})
+    errors = []
+    for checkpoint in options.checkpoints:
+        error = _evaluate(spec, checkpoint, bundle, base, options, progress)
+        if error:
+            errors.append(error if checkpoint == BEST else f"{checkpoint} checkpoint: {error}")
+    return "; ".join(errors) or None
+
+
+def _evaluate(
+    spec: RunSpec,
+    checkpoint: str,
+    bundle: ComparedBundle,
+    base: dict[str, Any],
+    options: CompareOptions,
+    progress: Progress,
+) -> str | None:
+    """Evaluate one checkpoint of a trained run on the test split, then its post-hoc rows."""
+    folder = spec.evaluation_dir(checkpoint)
+    suffix = "" if checkpoint == BEST else f" {checkpoint}"
+    overrides = _run_overrides(spec, base, bundle, checkpoint)
+    if not is_finished(folder):
+        (folder / FAILED).unlink(missing_ok=True)
+        if checkpoint == FINAL:
+            try:
+                write_final_model(spec.ckpt_dir(BEST), spec.ckpt_dir(FINAL))
+            except (OSError, ValueError) as error:
+                return _fail(folder, "evaluate", str(error))
+        progress.start_phase("evaluate" + suffix)
+        log = folder / "evaluate.log"
+        status = run_subprocess(bundle.command(EVALUATE, overrides), log, progress.on_line)
+        if status != 0 or not (folder / SUMMARY).is_file():
+            return _fail(folder, "evaluate", f"exit status {status}, see {log}")
+        write_done(
+            folder, {"variant": spec.variant.name, "seed": spec.seed, "checkpoint": checkpoint, "overrides": overrides}
+        )
     errors = []
     for method in options.posthoc:
-        if is_finished(run_dir / POSTHOC_DIRS[method]):
+        if is_finished(folder / POSTHOC_DIRS[method]):
             continue
-        progress.start_phase(method)
-        error = _posthoc(spec, method, bundle_dir, layout, overrides, options, progress)
+        progress.start_phase(method + suffix)
+        error = _posthoc(folder, method, bundle, overrides, options, progress)
         if error:
-            (run_dir / POSTHOC_DIRS[method] / FAILED).write_text(f"{method} failed: {error}\n")
+            (folder / POSTHOC_DIRS[method] / FAILED).write_text(f"{method} failed: {error}\n")
             errors.append(f"{method} failed: {error}")
     return "; ".join(errors) or None
 
 
 def _posthoc(
-    spec: RunSpec,
+    evaluation_dir: Path,
     method: str,
-    bundle_dir: Path,
-    layout: BundleLayout,
+    bundle: ComparedBundle,
     overrides: dict[str, Any],
     options: CompareOptions,
     progress: Progress,
 ) -> str | None:
-    """Fit ``method`` on the validation split with the bundle's calibrate config, then evaluate the test split with
-    the calibration applied, both into ``<run>/<POSTHOC_DIRS[method]>`` (see :mod:`monai_nacl.compare.posthoc`)."""
+    """Fit ``method`` on the validation split for the checkpoint evaluated in ``evaluation_dir`` (its ``ckpt_dir`` is
+    in ``overrides``), then evaluate the test split with the calibration applied, both into
+    ``<evaluation_dir>/<POSTHOC_DIRS[method]>`` (see :mod:`monai_nacl.compare.posthoc`)."""
     from monai_nacl.calibration import CALIBRATION_FILE
-    from monai_nacl.compare.posthoc import (
-        calibrate_configs,
-        calibrate_overrides,
-        posthoc_evaluate_configs,
-        posthoc_evaluate_overrides,
-    )
+    from monai_nacl.compare.posthoc import calibrate_overrides, posthoc_evaluate_overrides
 
-    folder = spec.run_dir / POSTHOC_DIRS[method]
+    folder = evaluation_dir / POSTHOC_DIRS[method]
     folder.mkdir(exist_ok=True)
     (folder / FAILED).unlink(missing_ok=True)
     (folder / CALIBRATION_FILE).unlink(missing_ok=True)
     fit_overrides = calibrate_overrides(overrides, method, folder, options.ts_region, options.ts_max_voxels)
-    command = bundle_command(bundle_dir, calibrate_configs(bundle_dir, list(layout.train_configs)), fit_overrides)
-    status = run_subprocess(command, folder / "calibrate.log", progress.on_line)
+    status = run_subprocess(bundle.command(CALIBRATE, fit_overrides), folder / "calibrate.log", progress.on_line)
     if status != 0 or not (folder / CALIBRATION_FILE).is_file():
         return f"fit failed (exit status {status}), see {folder / 'calibrate.log'}"
-    configs = posthoc_evaluate_configs(bundle_dir, list(layout.evaluate_configs))
-    command = bundle_command(bundle_dir, configs, posthoc_evaluate_overrides(overrides, method, folder))
+    command = bundle.command(EVALUATE_CALIBRATED, posthoc_evaluate_overrides(overrides, method, folder))
     status = run_subprocess(command, folder / "evaluate.log", progress.on_line)
     if status != 0 or not (folder / SUMMARY).is_file():
         return f"evaluation failed (exit status {status}), see {folder / 'evaluate.log'}"
@@ -248,24 +217,23 @@ def _posthoc(
     return None
 
 
-def _write_context(
-    output: Path, bundle_dir: Path, layout: BundleLayout, base: dict[str, Any], options: CompareOptions
-) -> None:
+def _write_context(output: Path, bundle: ComparedBundle, base: dict[str, Any], options: CompareOptions) -> None:
     """Record in ``compare.json`` what the report needs: the resolved datalist and data folder, bins, schedule,
-    and what reproduces it (protocol and merged configs, classes, reference, datalist sha256, versions, command).
+    checkpoints, and what reproduces it (protocol and merged configs, classes, reference, datalist sha256, versions,
+    command).
 
     The bundle's own expressions resolve the defaults (e.g. the embedded dataset, built if absent).
     """
-    from monai_nacl.compare.posthoc import parse_bundle
     from monai_nacl.compare.report import reproducibility_record
 
-    parser = parse_bundle(bundle_dir, list(layout.train_configs), {"bundle_root": str(bundle_dir), **base})
+    parser = bundle.parser(TRAIN, {"bundle_root": str(bundle.folder), **base})
     context: dict[str, Any] = {
-        "bundle": str(bundle_dir),
+        "bundle": str(bundle.folder),
         "protocol": options.protocol,
-        "train_configs": list(layout.train_configs),
-        "evaluate_configs": list(layout.evaluate_configs),
+        "train_configs": list(bundle.files[TRAIN]),
+        "evaluate_configs": list(bundle.files[EVALUATE]),
         "reference": options.reference,
+        "checkpoints": list(options.checkpoints),
         "overrides": base,
         "seeds": options.seed_values,
         "ts_region": options.ts_region,
@@ -279,7 +247,7 @@ def _write_context(
 
 
 def run_compare(
-    options: CompareOptions, layout: BundleLayout | None = None, stream: TextIO | None = None
+    options: CompareOptions, bundle: ComparedBundle | None = None, stream: TextIO | None = None
 ) -> CompareResult:
     """Run the whole comparison and write the report.
 
@@ -288,40 +256,40 @@ def run_compare(
 
     Args:
         options: parsed ``compare`` arguments.
-        layout: how to drive the bundle (defaults fit the bundles under ``bundles/``).
+        bundle: the bundle compared; default ``ComparedBundle.load(options.bundle, options.protocol_configs)``
+            (``--bundle NAME``: a shipped bundle, ``--bundle PATH``: a bundle folder).
         stream: where progress and the final table are printed (stdout by default).
     """
     from monai_nacl.compare.report import write_report
 
-    layout = (layout or BundleLayout()).with_protocol(options.protocol_configs)
-    bundle_dir = resolve_bundle(options.bundle)
-    missing = [name for name in options.protocol_configs if not (bundle_dir / "configs" / name).is_file()]
-    if missing:
-        raise ValueError(f"--protocol {options.protocol}: bundle {bundle_dir.name} has no configs/{missing[0]}.")
-    variants = variants_for(options, bundle_dir)
+    if bundle is None:
+        bundle = ComparedBundle.load(options.bundle, options.protocol_configs)
+    variants = variants_for(options, bundle)
     check_reference(options.reference, [v.name for v in variants])
-    config_files = dict.fromkeys(layout.train_configs + layout.evaluate_configs)
-    check_bundle_overrides(options.overrides, _config_ids(bundle_dir, list(config_files)), bundle_dir.name)
+    check_bundle_overrides(options.overrides, bundle.ids, bundle.name)
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
     specs = plan_runs(variants, options.seed_values, output)
-    todo = [s for s in specs if _needs_work(s, options.posthoc)]
+    todo = [s for s in specs if _needs_work(s, options.checkpoints, options.posthoc)]
     progress = Progress(len(todo), stream)
     print(
-        f"compare: bundle {bundle_dir.name}, {len(variants)} variant(s) x {len(options.seed_values)} seed(s) = "
+        f"compare: bundle {bundle.name}, {len(variants)} variant(s) x {len(options.seed_values)} seed(s) = "
         f"{len(specs)} run(s), {len(specs) - len(todo)} already finished in {output}, {len(todo)} to do",
         file=progress.stream,
         flush=True,
     )
-    base = _base_overrides(options, bundle_dir)
-    _write_context(output, bundle_dir, layout, base, options)
-    for spec in specs:
-        recorded = read_done(spec.run_dir).get("overrides")
-        current = json.loads(json.dumps(_run_overrides(spec, base, layout, bundle_dir)))
-        if spec not in todo and recorded is not None and recorded != current:
-            changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    base = _base_overrides(options, bundle)
+    _write_context(output, bundle, base, options)
+    for spec in (s for s in specs if s not in todo):
+        changed = set()
+        for checkpoint in options.checkpoints:
+            recorded = read_done(spec.evaluation_dir(checkpoint)).get("overrides")
+            current = json.loads(json.dumps(_run_overrides(spec, base, bundle, checkpoint)))
+            if recorded is not None:
+                changed |= {k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k)}
+        if changed:
             print(
-                f"warning: {spec.label} was finished with other settings ({', '.join(changed)}); kept as is. "
+                f"warning: {spec.label} was finished with other settings ({', '.join(sorted(changed))}); kept as is. "
                 f"Delete {spec.run_dir} to run it again with the current ones.",
                 file=progress.stream,
             )
@@ -329,13 +297,13 @@ def run_compare(
     failed = []
     for spec in todo:
         progress.start_run(spec.label, options.epochs)
-        error = _execute(spec, bundle_dir, layout, base, options, progress)
+        error = _execute(spec, bundle, base, options, progress)
         progress.end_run()
         if error:
             failed.append(f"{spec.label}: {error}")
         status = f"FAILED ({error})" if error else "done"
         print(f"[{progress.index}/{progress.total}] {spec.label}: {status}", file=progress.stream, flush=True)
-    report = write_report(output, specs, options.posthoc, bundle_dir.name, options.reference)
+    report = write_report(output, specs, options.posthoc, bundle.name, options.reference, options.checkpoints)
     print(report.read_text(), file=progress.stream)
     print(
         f"compare: {len(todo)} run(s) in {format_duration(time.monotonic() - start)}, {len(failed)} failed; "

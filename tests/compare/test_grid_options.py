@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fire
 import pytest
 
 from monai_nacl.__main__ import main
+from monai_nacl.compare.compared_bundle import (
+    ALL_VOXELS_FRAGMENT,
+    CALIBRATE,
+    EVALUATE,
+    EVALUATE_CALIBRATED,
+    TRAIN,
+    ComparedBundle,
+)
 from monai_nacl.compare.grid import Variant, expand_grid, parse_grid
 from monai_nacl.compare.options import QUICK_EPOCHS, check_bundle_overrides, parse_compare_args
-from monai_nacl.compare.overrides import parse_overrides, split_overrides
-from monai_nacl.compare.workflow import BundleLayout, run_compare
+from monai_nacl.compare.overrides import split_overrides
+from monai_nacl.compare.workflow import run_compare
 
 
 def test_defaults_and_forwarded_overrides():
@@ -37,13 +46,17 @@ def test_defaults_and_forwarded_overrides():
     assert opts.overrides == {"losses#nacl#alpha": "0.2", "device": "cpu", "amp": "False"}
     assert opts.output == Path("outputs/compare")
     assert opts.epochs is None and opts.posthoc == [] and opts.grid == []
+    assert opts.checkpoint == "both" and opts.checkpoints == ("best", "final")
+    assert parse_compare_args(["--bundle", "b", "--checkpoint", "final"]).checkpoints == ("final",)
+    with pytest.raises(SystemExit):  # argparse: invalid choice
+        parse_compare_args(["--bundle", "b", "--checkpoint", "last"])
 
 
 def test_quick_and_explicit_epochs():
     assert parse_compare_args(["--bundle", "b", "--quick"]).epochs == QUICK_EPOCHS
     assert parse_compare_args(["--bundle", "b", "--quick", "--max_epochs", "7"]).epochs == 7
     opts = parse_compare_args(
-        ["--bundle", "b", "--temperature-scaling", "--grid", "nacl:alpha=0.1", "--grid", "ls:alpha=0.2"]
+        ["--bundle", "b", "--posthoc", "ts", "--grid", "nacl:alpha=0.1", "--grid", "ls:alpha=0.2"]
     )
     assert opts.posthoc == ["ts"] and opts.grid == ["nacl:alpha=0.1", "ls:alpha=0.2"]
     assert opts.losses is None and opts.seed_values == [0]
@@ -64,10 +77,44 @@ def test_bad_arguments(argv, match):
         parse_compare_args(argv)
 
 
-def test_override_literals_follow_fire():
+def test_overrides_reach_the_bundle_through_fire_as_given():
+    """The command runs ``python -m monai.bundle run``, whose arguments ``fire`` parses: each value must arrive as
+    compare read it (a Python literal where the text is one, else the text itself, whole)."""
     assert split_overrides(["--a#b", "0.2", "--c=x"]) == {"a#b": "0.2", "c": "x"}
-    parsed = parse_overrides(["--x", "0.2", "--y", "True", "--z", "/tmp/data", "--w", "['a', 'b']", "--n", "3"])
-    assert parsed == {"x": 0.2, "y": True, "z": "/tmp/data", "w": ["a", "b"], "n": 3}
+    bundle = ComparedBundle.load("unet2d_nacl")
+    overrides = {
+        "x": "0.2",
+        "y": "True",
+        "z": "/tmp/data",
+        "w": "['a', 'b']",
+        "n": 3,
+        "roi_size": "[48,48]",
+        "train#dataset#data": "$monai.data.load_decathlon_datalist(@datalist, True, 'training', @dataset_dir)[:1]",
+        "names": "ce,nacl",  # fire alone: the tuple ('ce', 'nacl')
+        "comment": "abc#def",  # fire alone: 'abc'
+        "quoted": "'[1]'",
+        "dict": {"a": [1, 2]},
+    }
+    command = bundle.command(TRAIN, overrides)
+    assert command[1:4] == ["-m", "monai.bundle", "run"]
+    received = {}
+    fire.Fire(lambda **kwargs: received.update(kwargs), command=command[4:])
+    assert received.pop("config_file") == [str(bundle.folder / "configs" / "train.yaml")]
+    assert received.pop("meta_file") == str(bundle.folder / "configs" / "metadata.json")
+    received.pop("logging_file")
+    assert received == {
+        "x": 0.2,
+        "y": True,
+        "z": "/tmp/data",
+        "w": ["a", "b"],
+        "n": 3,
+        "roi_size": [48, 48],
+        "train#dataset#data": overrides["train#dataset#data"],
+        "names": "ce,nacl",
+        "comment": "abc#def",
+        "quoted": "[1]",
+        "dict": {"a": [1, 2]},
+    }
 
 
 def test_grid_expansion_order_names_and_overrides():
@@ -112,18 +159,34 @@ def test_reference_and_protocol():
         parse_compare_args(["--bundle", "b", "--losses", "ce,nacl", "--reference", "nalc"])
 
 
-def test_protocol_configs_merge_after_train_yaml():
-    layout = BundleLayout().with_protocol(("protocol_paper.yaml",))
-    assert layout.train_configs == ("train.yaml", "protocol_paper.yaml")
-    assert layout.evaluate_configs[:3] == ("train.yaml", "protocol_paper.yaml", "evaluate.yaml")
-    assert BundleLayout().with_protocol(()) == BundleLayout()
+def test_compared_bundle_merges_each_phase_once():
+    """The shipped bundle with the paper protocol: files per phase, merged raw configs, and what compare reads."""
+    bundle = ComparedBundle.load("unet2d_nacl", ("protocol_paper.yaml",))
+    assert bundle.name == "unet2d_nacl" and bundle.folder.is_absolute()
+    assert bundle.files[TRAIN] == ("train.yaml", "protocol_paper.yaml")
+    assert bundle.files[EVALUATE] == ("train.yaml", "protocol_paper.yaml", "evaluate.yaml", str(ALL_VOXELS_FRAGMENT))
+    assert bundle.files[CALIBRATE] == ("train.yaml", "protocol_paper.yaml", "calibrate.yaml")
+    assert bundle.applies_calibration and bundle.files[EVALUATE_CALIBRATED] == bundle.files[EVALUATE]
+    assert {"ce", "nacl", "dice_ce"} <= set(bundle.loss_names) and isinstance(bundle.val_interval, int)
+    assert {"trained_task", "all_voxels_report", "max_epochs", "losses"} <= bundle.ids
+    assert "calibrate" in bundle.configs[CALIBRATE] and "calibrate" not in bundle.configs[TRAIN]
+    assert EVALUATE_CALIBRATED not in bundle.configs  # merged when a post-hoc evaluation is parsed
+    # the protocol's values win over train.yaml's, as in MONAI's own merge
+    from monai.bundle import ConfigParser
+
+    folder = bundle.folder / "configs"
+    expected = ConfigParser.load_config_files([folder / "train.yaml", folder / "protocol_paper.yaml"])
+    assert bundle.configs[TRAIN] == expected
+    parser = bundle.parser(TRAIN, {"max_epochs": "7"})
+    assert parser.get_parsed_content("max_epochs") == 7
+    assert ComparedBundle.load("unet2d_nacl").files[TRAIN] == ("train.yaml",)
 
 
 @pytest.mark.parametrize(
     "argv, suggestion",
     [
         (["--bundle", "b", "--quik"], "unknown option '--quik' (did you mean --quick?)"),
-        (["--temperature_scalng", "--bundle", "b"], "(did you mean --temperature_scaling"),
+        (["--checkpont", "--bundle", "b"], "(did you mean --checkpoint"),
     ],
 )
 def test_misspelled_flag_is_refused_with_suggestion(argv, suggestion):

@@ -11,17 +11,16 @@ import pytest
 import torch
 
 from monai_nacl.calibration import CALIBRATION_FILE, fit_temperature
+from monai_nacl.compare.compared_bundle import (
+    CALIBRATE,
+    CALIBRATE_FRAGMENT,
+    EVALUATE_CALIBRATED,
+    POSTHOC_FRAGMENT,
+    ComparedBundle,
+)
 from monai_nacl.compare.grid import Variant
 from monai_nacl.compare.options import parse_compare_args, parse_posthoc
-from monai_nacl.compare.posthoc import (
-    CALIBRATE_FRAGMENT,
-    POSTHOC_FRAGMENT,
-    calibrate_configs,
-    calibrate_overrides,
-    parse_bundle,
-    posthoc_evaluate_configs,
-    posthoc_evaluate_overrides,
-)
+from monai_nacl.compare.posthoc import calibrate_overrides, posthoc_evaluate_overrides
 from monai_nacl.compare.report import build_rows, run_metrics
 from monai_nacl.compare.runs import POSTHOC_DIRS, RunSpec
 
@@ -30,6 +29,7 @@ imports:
   - $import os
   - $import torch
 device: cpu
+losses: {ce: {}}
 seed: 0
 amp: false
 output_dir: /nonexistent
@@ -70,6 +70,7 @@ def _cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
 def bundle(tmp_path):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "train.yaml").write_text(textwrap.dedent(TRAIN))
+    (tmp_path / "configs" / "evaluate.yaml").write_text("save_predictions: false\n")
     (tmp_path / "models").mkdir()
     torch.manual_seed(3)
     net = torch.nn.Conv2d(1, 2, 1)
@@ -79,13 +80,10 @@ def bundle(tmp_path):
     return tmp_path, net
 
 
-def test_posthoc_option_alias_and_row_names():
+def test_posthoc_option_and_row_names():
     assert parse_compare_args(["--bundle", "b", "--posthoc", "ts,vector,lts"]).posthoc == ["ts", "vector", "lts"]
-    assert parse_compare_args(["--bundle", "b", "--temperature-scaling", "--posthoc", "lts,ts"]).posthoc == [
-        "ts",
-        "lts",
-    ]
-    assert parse_posthoc(None) == [] and parse_posthoc(None, temperature_scaling=True) == ["ts"]
+    assert parse_compare_args(["--bundle", "b", "--posthoc", "lts,ts,lts"]).posthoc == ["lts", "ts"]
+    assert parse_posthoc(None) == []
     with pytest.raises(
         ValueError, match=r"\['platt'\] are not post-hoc methods; choose from \['lts', 'ts', 'vector'\]"
     ):
@@ -101,10 +99,10 @@ def test_posthoc_option_alias_and_row_names():
 def test_calibrate_config_fits_the_trained_model_on_the_validation_split(bundle):
     folder, net = bundle
     out = folder / "runs" / POSTHOC_DIRS["ts"]
-    configs = calibrate_configs(folder, ["train.yaml"])
-    assert configs == ["train.yaml", str(CALIBRATE_FRAGMENT)]
+    bundle = ComparedBundle.load(folder, evaluate_fragments=())
+    assert bundle.files[CALIBRATE] == ("train.yaml", str(CALIBRATE_FRAGMENT))
     overrides = calibrate_overrides({"output_dir": str(folder)}, "ts", out, "all", 200_000)
-    record = parse_bundle(folder, configs, overrides).get_parsed_content("calibrate")
+    record = bundle.parser(CALIBRATE, overrides).get_parsed_content("calibrate")
     assert record == json.loads((out / CALIBRATION_FILE).read_text())
     with torch.no_grad():
         logits = torch.cat([net(image)[0].reshape(2, -1).T for image, _ in _cases()])
@@ -114,26 +112,29 @@ def test_calibrate_config_fits_the_trained_model_on_the_validation_split(bundle)
     assert (record["fit"]["voxels"], record["fit"]["cases"], record["fit"]["region"]) == (90, 3, "all")
 
     (folder / "configs" / "calibrate.yaml").write_text("calibrate: 1\n")
-    assert calibrate_configs(folder, ["train.yaml"]) == ["train.yaml", "calibrate.yaml"]  # the bundle's own
+    own = ComparedBundle.load(folder, evaluate_fragments=())
+    assert own.files[CALIBRATE] == ("train.yaml", "calibrate.yaml") and own.configs[CALIBRATE]["calibrate"] == 1
 
 
 def test_posthoc_evaluation_applies_the_saved_calibration_before_the_softmax(bundle):
     folder, _ = bundle
     out = folder / "runs" / POSTHOC_DIRS["vector"]
+    bundle = ComparedBundle.load(folder, evaluate_fragments=())
     fit = calibrate_overrides({"output_dir": str(folder)}, "vector", out, "all", 200_000)
-    parse_bundle(folder, calibrate_configs(folder, ["train.yaml"]), fit).get_parsed_content("calibrate")
+    bundle.parser(CALIBRATE, fit).get_parsed_content("calibrate")
     temperatures = torch.tensor(json.loads((out / CALIBRATION_FILE).read_text())["parameters"]["temperatures"])
-    configs = posthoc_evaluate_configs(folder, ["train.yaml"])
-    assert configs == ["train.yaml", str(POSTHOC_FRAGMENT)]
+    assert not bundle.applies_calibration
+    assert bundle.files[EVALUATE_CALIBRATED] == ("train.yaml", "evaluate.yaml", str(POSTHOC_FRAGMENT))
     overrides = posthoc_evaluate_overrides({"output_dir": str(folder)}, "vector", out)
     assert overrides["output_dir"] == overrides["calibration_dir"] == str(out.resolve())
-    postprocessing = parse_bundle(folder, configs, overrides).get_parsed_content("validate#evaluator#postprocessing")
+    parser = bundle.parser(EVALUATE_CALIBRATED, overrides)
+    postprocessing = parser.get_parsed_content("validate#evaluator#postprocessing")
     logits = torch.randn(2, 6, 5) * 4
     result = postprocessing({"pred": logits, "image": torch.zeros(1, 6, 5)})
     torch.testing.assert_close(result["pred"], torch.softmax(logits / temperatures.view(2, 1, 1), dim=0))
 
     wrong = posthoc_evaluate_overrides({"output_dir": str(folder)}, "lts", out)
-    postprocessing = parse_bundle(folder, configs, wrong).get_parsed_content("validate#evaluator#postprocessing")
+    postprocessing = bundle.parser(EVALUATE_CALIBRATED, wrong).get_parsed_content("validate#evaluator#postprocessing")
     with pytest.raises(RuntimeError, match="applying transform") as error:  # Compose wraps the transform's error
         postprocessing({"pred": logits})
     assert "'lts' was requested but" in str(error.value.__cause__) and "holds method 'vector'" in str(
@@ -141,7 +142,8 @@ def test_posthoc_evaluation_applies_the_saved_calibration_before_the_softmax(bun
     )
 
     (folder / "configs" / "evaluate.yaml").write_text("calibration_dir: '@ckpt_dir'\n")
-    assert posthoc_evaluate_configs(folder, ["train.yaml", "evaluate.yaml"]) == ["train.yaml", "evaluate.yaml"]
+    own = ComparedBundle.load(folder, evaluate_fragments=())
+    assert own.applies_calibration and own.files[EVALUATE_CALIBRATED] == ("train.yaml", "evaluate.yaml")
 
 
 def test_report_rows_per_method(tmp_path):
@@ -156,6 +158,10 @@ def test_report_rows_per_method(tmp_path):
     )
     rows, folders = build_rows([RunSpec(Variant("ce"), 0, run_dir)], ["ts", "lts"])
     assert [row.name for row in rows] == ["ce", "ce + TS", "ce + LTS"]
-    assert folders["ce + LTS"] == [run_dir / POSTHOC_DIRS["lts"]]
+    assert folders["ce + LTS (best)"] == [run_dir / POSTHOC_DIRS["lts"]]
+    # the final checkpoint's rows read final/ (not evaluated here: failures, no folders)
+    rows, folders = build_rows([RunSpec(Variant("ce"), 0, run_dir)], ["ts"], checkpoint="final")
+    assert [row.key for row in rows] == ["ce (final)", "ce + TS (final)"] and folders["ce (final)"] == []
+    assert rows[1].failures == [f"seed 0: not run (no {run_dir / 'final' / POSTHOC_DIRS['ts'] / 'summary.json'})"]
     assert run_metrics(run_dir / POSTHOC_DIRS["ts"])["temperature"] == 1.25
     assert "temperature" not in run_metrics(run_dir / POSTHOC_DIRS["lts"])

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import monai
-import pytest
 import torch
 
 import monai_nacl
@@ -53,9 +52,21 @@ def synthetic_rows() -> list[Row]:
     ]
 
 
-def write_synthetic_report(tmp_path: Path, monkeypatch) -> Path:
-    rows = synthetic_rows()
-    monkeypatch.setattr(report, "build_rows", lambda specs, posthoc=(): (rows, {row.name: [] for row in rows}))
+def with_checkpoint(rows: list[Row], checkpoint: str) -> list[Row]:
+    for row in rows:
+        row.checkpoint = checkpoint
+    return rows
+
+
+def write_synthetic_report(tmp_path: Path, monkeypatch, tables: dict[str, list[Row]] | None = None) -> Path:
+    """report.md of the rows of ``tables`` (per checkpoint; default: :func:`synthetic_rows` as the best one)."""
+    tables = tables or {"best": synthetic_rows()}
+    tables = {checkpoint: with_checkpoint(rows, checkpoint) for checkpoint, rows in tables.items()}
+
+    def build_rows(specs, posthoc=(), checkpoint="best"):
+        return tables[checkpoint], {row.key: [] for row in tables[checkpoint]}
+
+    monkeypatch.setattr(report, "build_rows", build_rows)
     context = {
         "bundle": "/bundles/unet2d_nacl",
         "protocol": "paper",
@@ -77,7 +88,7 @@ def write_synthetic_report(tmp_path: Path, monkeypatch) -> Path:
         for name in ("ce", "nacl")
         for seed in SEEDS
     ]
-    return report.write_report(tmp_path, specs, ["ts"], "unet2d_nacl", reference="ce")
+    return report.write_report(tmp_path, specs, ["ts"], "unet2d_nacl", reference="ce", checkpoints=list(tables))
 
 
 def test_report_paired_section_bold_only_when_called(tmp_path, monkeypatch):
@@ -93,7 +104,7 @@ def test_report_paired_section_bold_only_when_called(tmp_path, monkeypatch):
     assert "**" not in nacl_ece
     assert "| ce + TS | ECE (%) ↓ | **+41.70** | **[+41.70, +41.70]** | 0.008 | 8 | worse |" in lines
     assert not any(line.startswith("| ce | DSC") for line in lines)  # the reference is not compared with itself
-    main = text[: text.index("## ")]  # the table of means and its notes: no bold at all
+    main = text[: text.index("## Paired")]  # the tables of means and their notes: no bold at all
     assert "| ce | 83.55 ± 0.07 |" in main and "**" not in main
 
 
@@ -101,8 +112,8 @@ def test_report_flags_a_temperature_that_worsens_ece(tmp_path, monkeypatch):
     text = write_synthetic_report(tmp_path, monkeypatch).read_text()
     assert "## Warnings: post-hoc calibration that made ECE worse" in text
     assert "| ce + TS ⚠ |" in text and "| nacl ⚠ |" not in text
-    warning = next(line for line in text.splitlines() if line.startswith("- ⚠ `ce + TS`"))
-    assert "foreground ECE 61.40 % against 19.70 % for `ce` without it" in warning
+    warning = next(line for line in text.splitlines() if line.startswith("- ⚠ `ce + TS (best)`"))
+    assert "foreground ECE 61.40 % against 19.70 % for `ce (best)` without it" in warning
     assert "paired difference +41.70 points, 95 % CI [+41.70, +41.70], 8 case(s)" in warning
     assert "fitted temperature(s) 0.155, 0.160" in warning and "T < 1 sharpens" in warning
 
@@ -142,18 +153,14 @@ def test_summary_and_per_case_csv_carry_the_same_numbers(tmp_path, monkeypatch):
     assert abs(float(line["ece_diff"]) - 0.004) < 1e-6
 
 
-@pytest.mark.parametrize("dice", ["dice", "dsc"])
-def test_rows_read_per_case_values_from_the_runs(tmp_path, dice):
-    """Runs evaluated before the class-named columns (``dsc_1``, ``mean_dsc``) still report."""
-    class_column = "dice_grey_matter" if dice == "dice" else "dsc_1"
-    hd95_column = "hd95_grey_matter" if dice == "dice" else "hd95_1"
+def test_rows_read_per_case_values_from_the_runs(tmp_path):
     run_dir = tmp_path / "runs" / "ce" / "seed3"
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.csv").write_text(
-        f"case,{class_column},{hd95_column},mean_{dice},ece,cece,nll\n"
+        "case,dice_grey_matter,hd95_grey_matter,mean_dice,ece,cece,nll\n"
         "case0,0.9,2.0,0.9,0.05,0.04,0.3\ncase1,0.7,inf,0.7,0.07,0.06,0.5\n"
     )
-    (run_dir / "summary.json").write_text(json.dumps({"mean": {f"mean_{dice}": 0.8, "ece": 0.06}, "pooled": {}}))
+    (run_dir / "summary.json").write_text(json.dumps({"mean": {"mean_dice": 0.8, "ece": 0.06}, "pooled": {}}))
     (run_dir / "done").write_text("{}")
     rows, _ = report.build_rows([RunSpec(Variant("ce"), 3, run_dir)])
     assert rows[0].cases == {
@@ -182,7 +189,7 @@ def test_report_shows_training_against_validation_nll(tmp_path: Path, monkeypatc
     """history.csv of each loss's first seed becomes a table (first -> last validation, lowest validation NLL) and a
     picture; epochs without validation are read as missing values."""
     histories = {
-        "ce": "epoch,train_loss,train_nll,val_nll\n1,0.9,0.80,0.70\n2,0.5,0.40,\n3,0.2,0.10,0.90\n",
+        "ce": "epoch,train_loss,train_nll,val_nll,val_mean_dice\n1,0.9,0.80,0.70,0.5\n2,0.5,0.40,,\n3,0.2,0.10,0.90,0.6\n",
         "nacl": "epoch,train_loss,train_nll,val_nll\n1,1.0,0.85,0.72\n2,0.6,0.45,\n3,0.4,0.30,0.50\n",
     }
     for name, text in histories.items():
@@ -191,6 +198,38 @@ def test_report_shows_training_against_validation_nll(tmp_path: Path, monkeypatc
         (folder / "history.csv").write_text(text)
     text = write_synthetic_report(tmp_path, monkeypatch).read_text()
     assert "## Training against validation NLL" in text
-    assert "| ce | 3 | 0.800 → 0.100 | 0.700 → 0.900 | 0.700 (1) |" in text
-    assert "| nacl | 3 | 0.850 → 0.300 | 0.720 → 0.500 | 0.500 (3) |" in text
+    assert "| ce | 3 | 0.800 → 0.100 | 0.700 → 0.900 | 0.700 (1) | 3 |" in text
+    assert "| nacl | 3 | 0.850 → 0.300 | 0.720 → 0.500 | 0.500 (3) | n/a |" in text
+    rising = (
+        "- `ce`: the validation NLL is lowest at epoch 1 (0.700) and rises to 0.900 by epoch 3; the best-validation"
+    )
+    assert rising + " checkpoint is epoch 3." in text and "- `nacl`:" not in text  # its NLL only falls
+    assert "the checkpoint the NACL authors report. Epochs (first seed): ce 3." in text
     assert (tmp_path / "nll_history.png").stat().st_size > 1000
+
+
+def test_each_checkpoint_has_its_table_and_its_own_reference(tmp_path, monkeypatch):
+    """At the final checkpoint ce's ECE rose to 30 % on every case while nacl's stayed: nacl is better there (-10.30
+    points on all 8 cases), not at the best checkpoint; each checkpoint is paired with its own ce."""
+    final = [
+        make_row("ce", ce_dsc, lambda i, s: 0.30),
+        make_row("nacl", lambda i, s: ce_dsc(i, s) + 0.02, lambda i, s: 0.197),
+    ]
+    text = write_synthetic_report(tmp_path, monkeypatch, {"best": synthetic_rows(), "final": final}).read_text()
+    assert text.index("## Best-validation checkpoint") < text.index("## Final checkpoint") < text.index("## Paired")
+    paired = text[text.index("## Paired differences") :]
+    best_part, final_part = paired.split("### Final checkpoint")
+    assert "| nacl | ECE (%) ↓ | +0.10 | [" in best_part
+    assert "| nacl | ECE (%) ↓ | **-10.30** | **[-10.30, -10.30]** | 0.008 | 8 | better |" in final_part
+    assert "| ce + TS |" not in final_part[: final_part.index("Δ = row")]
+    with open(tmp_path / "summary.csv") as f:
+        summary = {(line["loss"], line["checkpoint"]): line for line in csv.DictReader(f)}
+    assert set(summary) == {("ce", "best"), ("nacl", "best"), ("ce + TS", "best"), ("ce", "final"), ("nacl", "final")}
+    assert summary["nacl", "best"]["ece_verdict"] == "no detectable difference"
+    assert summary["nacl", "final"]["ece_verdict"] == "better" and summary["ce", "final"]["ece_diff"] == ""
+    with open(tmp_path / "per_case.csv") as f:
+        per_case = list(csv.DictReader(f))
+    line = next(
+        r for r in per_case if (r["loss"], r["checkpoint"], r["case"], r["seed"]) == ("nacl", "final", "case0", "0")
+    )
+    assert abs(float(line["ece_diff"]) + 0.103) < 1e-6  # against ce at the final checkpoint

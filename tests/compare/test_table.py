@@ -129,3 +129,34 @@ def test_per_case_csv(tmp_path):
     assert [(line["loss"], line["case"]) for line in lines] == [("ce", "a"), ("ce", "b"), ("nacl", "a"), ("nacl", "c")]
     assert math.isclose(float(lines[2]["dsc_diff"]), 0.05) and math.isclose(float(lines[2]["ece_diff"]), -0.03)
     assert lines[3]["dsc_diff"] == "" and lines[3]["dsc"] == "0.6"  # the reference has no case c
+
+
+def test_csvs_with_checkpoints_pair_each_row_with_its_own_reference(tmp_path):
+    """Rows of two checkpoints: a ``checkpoint`` column; statistics and flags are looked up by ``Row.key``, and the
+    per-case differences use the reference row of the same checkpoint."""
+    rows = [
+        Row("ce", {"dsc": [0.8]}, runs=1, cases={("a", 0): {"dsc": 0.8}}, checkpoint="best"),
+        Row("nacl", {"dsc": [0.9]}, runs=1, cases={("a", 0): {"dsc": 0.9}}, checkpoint="best"),
+        Row("ce", {"dsc": [0.6]}, runs=1, cases={("a", 0): {"dsc": 0.6}}, checkpoint="final"),
+        Row("nacl", {"dsc": [0.85]}, runs=1, cases={("a", 0): {"dsc": 0.85}}, checkpoint="final"),
+    ]
+    assert [row.key for row in rows] == ["ce (best)", "nacl (best)", "ce (final)", "nacl (final)"]
+    comparisons = {"nacl (final)": {"dsc": PairedComparison(0.25, 0.25, 0.25, 1.0, 1, 1, NO_DIFFERENCE)}}
+    write_csv(rows, [DSC], tmp_path / "summary.csv", comparisons, [DSC], "ce", flags={"nacl (best)": False})
+    with open(tmp_path / "summary.csv") as f:
+        lines = list(csv.DictReader(f))
+    assert [(line["loss"], line["checkpoint"]) for line in lines] == [
+        ("ce", "best"),
+        ("nacl", "best"),
+        ("ce", "final"),
+        ("nacl", "final"),
+    ]
+    assert lines[1]["dsc_diff"] == "" and lines[1]["posthoc_ece_worse"] == "0"
+    assert float(lines[3]["dsc_diff"]) == 0.25 and lines[3]["posthoc_ece_worse"] == ""
+    write_per_case_csv(rows, [DSC], "ce", tmp_path / "per_case.csv")
+    with open(tmp_path / "per_case.csv") as f:
+        per_case = list(csv.DictReader(f))
+    assert list(per_case[0])[:4] == ["loss", "checkpoint", "case", "seed"]
+    assert [round(float(line["dsc_diff"]), 6) for line in per_case] == [0.0, 0.1, 0.0, 0.25]
+    text = paired_markdown_table(rows[2:], comparisons, [DSC], "ce").splitlines()
+    assert text[2] == "| nacl | DSC ↑ | +25.0 | [+25.0, +25.0] | 1.000 | 1 | no detectable difference |"

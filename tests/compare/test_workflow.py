@@ -1,8 +1,11 @@
-"""End-to-end workflow on a tiny fake bundle: runs as subprocesses, a failed run reported, resumability.
+"""End-to-end workflow on a tiny fake bundle: runs as subprocesses, a failed run reported, resumability, both
+checkpoints.
 
-The fake bundle's train.yaml saves a 1x1 convolution as ``model.pt`` (or raises for the loss ``broken``, seed 0)
-and its evaluate.yaml writes ``metrics.csv`` / ``summary.json`` in the real bundles' format with numbers
-derived from the loss's ``score`` and the seed, so the expected table is computed by hand below.
+The fake bundle's train.yaml saves a 1x1 convolution as ``model.pt`` with bias 0 (the "best" weights) and as the
+``network`` of ``checkpoint_last.pt`` with bias 0.1 (the "final" weights), or raises for the loss ``broken``, seed 0;
+its evaluate.yaml loads ``<ckpt_dir>/model.pt`` and writes ``metrics.csv`` / ``summary.json`` in the real bundles'
+format with numbers derived from the loss's ``score``, the seed and the loaded bias, so the expected tables are
+computed by hand below.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
+from monai_nacl.compare.compared_bundle import ComparedBundle
 from monai_nacl.compare.options import parse_compare_args
 from monai_nacl.compare.runs import is_finished
-from monai_nacl.compare.workflow import BundleLayout, run_compare
+from monai_nacl.compare.workflow import run_compare
 
 TRAIN = """
 imports:
@@ -47,14 +52,17 @@ run:
   - "$print('Epoch: 1/' + str(@max_epochs) + ', Iter: 1/1 -- train_loss: 0.5', flush=True)"
   - "$exec('raise RuntimeError(\\"broken loss\\")') if @loss_name == 'broken' and @seed == 0 else None"
   - $os.makedirs(@ckpt_dir, exist_ok=True)
-  - $torch.save(@network_def.state_dict(), os.path.join(@ckpt_dir, 'model.pt'))
+  - $torch.save(dict(@network_def.state_dict(), bias=torch.zeros(2)), os.path.join(@ckpt_dir, 'model.pt'))
+  - "$torch.save({'network': dict(@network_def.state_dict(), bias=torch.full((2,), 0.1)), 'trainer': {'epoch': 4}},
+      os.path.join(@ckpt_dir, 'checkpoint_last.pt'))"
   - "$open(os.path.join(@output_dir, 'epochs.txt'), 'w').write(str(@max_epochs) + ' ' + str(@val_interval))"
 """
 
-# summary: dsc = score + 0.01 * seed; ece = (1 - score) / 10 + 0.002 * seed; metrics.csv: HD95 2.0 for case0,
-# infinite (empty prediction) for case1
+# summary: dsc = score + 0.01 * seed - bias (0 best, 0.1 final); ece = (1 - score) / 10 + 0.002 * seed; metrics.csv:
+# HD95 2.0 for case0, infinite (empty prediction) for case1
 EVALUATE = """
-dsc: "$@losses[@loss_name]['score'] + 0.01 * @seed"
+bias: "$torch.load(os.path.join(@ckpt_dir, 'model.pt'))['bias'][0].item()"
+dsc: "$@losses[@loss_name]['score'] + 0.01 * @seed - @bias"
 ece: "$(1 - @losses[@loss_name]['score']) / 10 + 0.002 * @seed"
 run:
   - "$open(os.path.join(@output_dir, 'metrics.csv'), 'w').write(
@@ -66,12 +74,14 @@ run:
 
 
 def finished_run(run_dir: Path, dsc: float, ece: float) -> None:
-    """A run left finished by an earlier session (summary, per-case table, ``done`` marker)."""
-    run_dir.mkdir(parents=True)
-    (run_dir / "metrics.csv").write_text("case,dice_tumour,hd95_tumour,mean_dice,ece,cece\ncase0,0,2.0,0,0,0\n")
-    summary = {"mean": {"mean_dice": dsc, "ece": ece, "cece": 0.1, "ace": None}, "pooled": {}}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / "done").write_text("{}")
+    """A run left finished by an earlier session (summary, per-case table, ``done`` marker), both checkpoints
+    evaluated (the final one 0.1 lower in DSC)."""
+    for folder, value in ((run_dir, dsc), (run_dir / "final", dsc - 0.1)):
+        folder.mkdir(parents=True)
+        (folder / "metrics.csv").write_text("case,dice_tumour,hd95_tumour,mean_dice,ece,cece\ncase0,0,2.0,0,0,0\n")
+        summary = {"mean": {"mean_dice": value, "ece": ece, "cece": 0.1, "ace": None}, "pooled": {}}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "done").write_text("{}")
 
 
 @pytest.fixture()
@@ -90,7 +100,7 @@ def test_failed_run_reported_others_continue_then_resume(fake_bundle: Path, tmp_
     finished_run(runs / "dice_ce" / "seed0", dsc=0.90, ece=0.010)
     finished_run(runs / "dice_ce" / "seed1", dsc=0.91, ece=0.012)
     finished_run(runs / "broken" / "seed1", dsc=0.70, ece=0.050)
-    layout = BundleLayout(evaluate_configs=("train.yaml", "evaluate.yaml"))
+    bundle = ComparedBundle.load(fake_bundle, evaluate_fragments=())
     argv = [
         "--bundle",
         str(fake_bundle),
@@ -105,41 +115,58 @@ def test_failed_run_reported_others_continue_then_resume(fake_bundle: Path, tmp_
     ]
     options = parse_compare_args(argv + ["--losses", "ce,broken,dice_ce"])
     stream = io.StringIO()
-    result = run_compare(options, layout=layout, stream=stream)
+    result = run_compare(options, bundle=bundle, stream=stream)
     report = result.report
     assert len(result.failed) == 1
     log = stream.getvalue()
     # only ce seed 0 and broken seed 0 ran; the broken one failed without stopping the rest
     assert "6 run(s), 4 already finished" in log and "[1/2] ce seed 0: done" in log
     assert "epoch 1/4" in log and "[2/2] broken seed 0: FAILED (train failed: exit status" in log
+    assert "ce seed 0 evaluate: evaluate started" in log and "ce seed 0 evaluate final: evaluate final started" in log
     assert "dice_ce seed" not in log
     assert is_finished(runs / "ce" / "seed0") and not is_finished(runs / "broken" / "seed0")
     assert "broken loss" in (runs / "broken" / "seed0" / "train.log").read_text()
+    # the final weights: checkpoint_last.pt's network, evaluated from final/models/model.pt into final/
+    final = torch.load(runs / "ce" / "seed0" / "final" / "models" / "model.pt")
+    assert torch.equal(final["bias"], torch.full((2,), 0.1)) and is_finished(runs / "ce" / "seed0" / "final")
+    assert "--ckpt_dir" in (runs / "ce" / "seed0" / "final" / "evaluate.log").read_text()
+    evaluate_log = (runs / "ce" / "seed0" / "evaluate.log").read_text().splitlines()[0]
+    assert evaluate_log.split(" ")[2:6] == ["-m", "monai.bundle", "run", "--config_file"]
     # --max_epochs 4 below the bundle's val_interval 10: lowered so that the bundle still validates and saves
     assert (runs / "ce" / "seed0" / "epochs.txt").read_text() == "4 4"
     overrides = json.loads((runs / "ce" / "seed0" / "overrides.json").read_text())
     assert overrides["seed"] == 0 and overrides["loss_name"] == "ce" and overrides["num_classes"] == "2"
 
-    # hand-computed: ce dsc 0.80, 0.81 -> 80.50 ± 0.71; ece 0.020, 0.022 -> 2.10 ± 0.14; hd95 2.0 (inf left out)
-    #                dice_ce dsc 0.90, 0.91 -> 90.50 ± 0.71; ece 0.010, 0.012 -> 1.10 ± 0.14 (no "best" in bold)
+    # hand-computed, best: ce dsc 0.80, 0.81 -> 80.50 ± 0.71; ece 0.020, 0.022 -> 2.10 ± 0.14; hd95 2.0 (inf left
+    # out); dice_ce dsc 0.90, 0.91 -> 90.50 ± 0.71; ece 0.010, 0.012 -> 1.10 ± 0.14 (no "best" in bold);
+    # final: every dsc 0.1 lower
     text = report.read_text()
-    lines = text.splitlines()
-    ce = next(line for line in lines if line.startswith("| ce |")).split(" | ")
-    dice_ce = next(line for line in lines if line.startswith("| dice_ce |")).split(" | ")
-    broken = next(line for line in lines if line.startswith("| broken |"))
+    best_part, final_part = text.split("\n## Final checkpoint\n")
+    final_part = final_part[: final_part.index("## Paired differences")]
+    assert "## Best-validation checkpoint" in best_part
+
+    def cells(part: str, name: str) -> list[str]:
+        return next(line for line in part.splitlines() if line.startswith(f"| {name} |")).split(" | ")
+
+    ce, dice_ce, broken = (cells(best_part, name) for name in ("ce", "dice_ce", "broken"))
     assert ce[1:4] == ["80.50 ± 0.71", "2.00 ± 0.00", "2.10 ± 0.14"]
     assert dice_ce[1:4] == ["90.50 ± 0.71", "2.00 ± 0.00", "1.10 ± 0.14"]
-    assert ce[5] == "n/a" and broken.split(" | ")[1] == "70.00" and broken.endswith("1/2 (failed) |")
-    assert "broken, seed 0: train failed" in text and "ce (1 pair(s))" in text  # the infinite HD95 is counted
+    assert ce[5] == "n/a" and broken[1] == "70.00" and broken[-1] == "1/2 (failed) |"
+    assert cells(final_part, "ce")[1:4] == ["70.50 ± 0.71", "2.00 ± 0.00", "2.10 ± 0.14"]
+    assert cells(final_part, "dice_ce")[1] == "80.50 ± 0.71" and cells(final_part, "broken")[1] == "60.00"
+    assert "broken (best), seed 0: train failed" in text and "broken (final), seed 0: train failed" in text
+    assert "ce (best) (1 pair(s))" in text  # the infinite HD95 is counted
     with open(output / "summary.csv") as f:
-        rows = {row["loss"]: row for row in csv.DictReader(f)}
-    assert math.isclose(float(rows["dice_ce"]["dsc_mean"]), 0.905) and rows["broken"]["seeds_finished"] == "1"
+        rows = {(row["loss"], row["checkpoint"]): row for row in csv.DictReader(f)}
+    assert math.isclose(float(rows["dice_ce", "best"]["dsc_mean"]), 0.905)
+    assert math.isclose(float(rows["dice_ce", "final"]["dsc_mean"]), 0.805, rel_tol=1e-6)
+    assert rows["broken", "best"]["seeds_finished"] == "1" and rows["broken", "final"]["seeds_finished"] == "1"
 
     # rerun: everything finished is skipped, nothing runs, the report is rewritten; a run finished with other
     # settings is kept and named
     stream = io.StringIO()
     argv[argv.index("--max_epochs") + 1] = "5"
-    run_compare(parse_compare_args(argv + ["--losses", "ce,dice_ce"]), layout=layout, stream=stream)
+    run_compare(parse_compare_args(argv + ["--losses", "ce,dice_ce"]), bundle=bundle, stream=stream)
     log = stream.getvalue()
     assert "4 run(s), 4 already finished" in log and "compare: 0 run(s) in 0s, 0 failed" in log
     assert "warning: ce seed 0 was finished with other settings (max_epochs, val_interval)" in log
@@ -148,6 +175,9 @@ def test_failed_run_reported_others_continue_then_resume(fake_bundle: Path, tmp_
 def test_unknown_loss_and_bundle(fake_bundle: Path, tmp_path: Path):
     options = parse_compare_args(["--bundle", str(fake_bundle), "--losses", "ce,nacl", "--output", str(tmp_path)])
     with pytest.raises(ValueError, match=r"\['nacl'\] are not defined by bundle fake_bundle"):
+        run_compare(options, bundle=ComparedBundle.load(fake_bundle, evaluate_fragments=()))
+    # the all-voxel report is merged into every evaluation: a bundle without the part it extends is named
+    with pytest.raises(ValueError, match="all_voxels.yaml sets 'validate#evaluator#val_handlers'"):
         run_compare(options)
     options = parse_compare_args(["--bundle", "no_such_bundle", "--output", str(tmp_path)])
     with pytest.raises(ValueError, match="no configs/train.yaml"):
