@@ -543,8 +543,12 @@ def _checkpoint_epochs(checkpoint: str, histories: Mapping[str, list[dict[str, f
     if not epochs:
         return ""
     if len(set(epochs.values())) == 1 and checkpoint == FINAL:
-        return f" Epoch {next(iter(epochs.values()))}."
-    return " Epochs (first seed): " + ", ".join(f"{name} {epoch}" for name, epoch in epochs.items()) + "."
+        text = f" Epoch {next(iter(epochs.values()))}."
+    else:
+        text = " Epochs (first seed): " + ", ".join(f"{name} {epoch}" for name, epoch in epochs.items()) + "."
+    if checkpoint == FINAL and all(_best_dice_epoch(histories[name]) == epoch for name, epoch in epochs.items()):
+        text += " It is the best-validation epoch too for every loss (first seed): both tables hold the same weights."
+    return text
 
 
 def write_report(

@@ -205,6 +205,10 @@ def test_report_shows_training_against_validation_nll(tmp_path: Path, monkeypatc
     )
     assert rising + " checkpoint is epoch 3." in text and "- `nacl`:" not in text  # its NLL only falls
     assert "the checkpoint the NACL authors report. Epochs (first seed): ce 3." in text
+    tables = {"best": synthetic_rows(), "final": synthetic_rows()}
+    text = write_synthetic_report(tmp_path, monkeypatch, tables).read_text()
+    final_note = next(line for line in text.splitlines() if line.startswith("The network of the last epoch"))
+    assert final_note.endswith("Epoch 3.")  # nacl's best-Dice epoch is not known: no claim that they coincide
     assert (tmp_path / "nll_history.png").stat().st_size > 1000
 
 
