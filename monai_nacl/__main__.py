@@ -8,7 +8,7 @@ Examples::
     python -m monai_nacl bundle export unet2d_nacl ~/work/unet2d_nacl
     python -m monai_nacl compare --bundle unet2d_nacl --losses ce,dice_ce,nacl --seeds 3 --output outputs/cmp
     python -m monai_nacl compare --bundle unet2d_nacl --datalist my.json --dataset_dir /data --num_classes 4
-    python -m monai_nacl compare --bundle unet2d_nacl --losses ce --grid "nacl:alpha=0.05,0.1,0.2" --temperature-scaling
+    python -m monai_nacl compare --bundle unet2d_nacl --losses ce --grid "nacl:alpha=0.05,0.1,0.2" --posthoc ts
 """
 
 from __future__ import annotations

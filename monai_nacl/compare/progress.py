@@ -31,14 +31,15 @@ class Progress:
     Args:
         total: number of runs to do in this session (skipped, already finished runs excluded).
         stream: where lines go (stdout by default).
+        first_index: runs counted before this one's (its lines say ``[first_index + 1/total]``).
     """
 
-    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, first_index: int = 0) -> None:
         self.total = total
         self.stream = stream or sys.stdout
         self.durations: list[float] = []
         self.after_training: list[float] = []
-        self.index = 0
+        self.index = first_index
         self.label = ""
         self.phase = ""
         self.run_start = self.phase_start = time.monotonic()

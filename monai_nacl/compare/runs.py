@@ -107,7 +107,7 @@ def run_subprocess(
         the exit status.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    start, cpu_start = time.monotonic(), _children_cpu()
+    start = time.monotonic()
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
@@ -119,21 +119,18 @@ def run_subprocess(
             log.write(line)
             if on_line is not None:
                 on_line(line)
-        status = process.wait()
+        # this child's own CPU time (runs may go side by side, so the process-wide children's total would mix them)
+        _, raw_status, usage = os.wait4(process.pid, 0)
+        status = process.returncode = os.waitstatus_to_exitcode(raw_status)
     timing_path = log_path.parent / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     timing[log_path.stem] = {
         "wall_s": round(time.monotonic() - start, 2),
-        "cpu_s": round(_children_cpu() - cpu_start, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "status": status,
     }
     timing_path.write_text(json.dumps(timing, indent=2))
     return status
-
-
-def _children_cpu() -> float:
-    times = os.times()  # CPU time of the waited-for child processes (0 where the platform does not report it)
-    return times.children_user + times.children_system
 
 
 def write_done(run_dir: Path, info: dict[str, Any]) -> None:

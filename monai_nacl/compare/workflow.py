@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -134,7 +135,9 @@ def _execute(
     model = spec.model(BEST)
     if not (run_dir / TRAINED).is_file() or not model.is_file():
         progress.start_phase("train")
-        status = run_subprocess(bundle.command(TRAIN, overrides), run_dir / "train.log", progress.on_line)
+        status = run_subprocess(
+            bundle.command(TRAIN, overrides), run_dir / "train.log", progress.on_line, options.subprocess_env
+        )
         if status != 0:
             return _fail(run_dir, "train", f"exit status {status}, see {run_dir / 'train.log'}")
         if not model.is_file():
@@ -169,7 +172,7 @@ def _evaluate(
                 return _fail(folder, "evaluate", str(error))
         progress.start_phase("evaluate" + suffix)
         log = folder / "evaluate.log"
-        status = run_subprocess(bundle.command(EVALUATE, overrides), log, progress.on_line)
+        status = run_subprocess(bundle.command(EVALUATE, overrides), log, progress.on_line, options.subprocess_env)
         if status != 0 or not (folder / SUMMARY).is_file():
             return _fail(folder, "evaluate", f"exit status {status}, see {log}")
         write_done(
@@ -206,11 +209,12 @@ def _posthoc(
     (folder / FAILED).unlink(missing_ok=True)
     (folder / CALIBRATION_FILE).unlink(missing_ok=True)
     fit_overrides = calibrate_overrides(overrides, method, folder, options.ts_region, options.ts_max_voxels)
-    status = run_subprocess(bundle.command(CALIBRATE, fit_overrides), folder / "calibrate.log", progress.on_line)
+    command = bundle.command(CALIBRATE, fit_overrides)
+    status = run_subprocess(command, folder / "calibrate.log", progress.on_line, options.subprocess_env)
     if status != 0 or not (folder / CALIBRATION_FILE).is_file():
         return f"fit failed (exit status {status}), see {folder / 'calibrate.log'}"
     command = bundle.command(EVALUATE_CALIBRATED, posthoc_evaluate_overrides(overrides, method, folder))
-    status = run_subprocess(command, folder / "evaluate.log", progress.on_line)
+    status = run_subprocess(command, folder / "evaluate.log", progress.on_line, options.subprocess_env)
     if status != 0 or not (folder / SUMMARY).is_file():
         return f"evaluation failed (exit status {status}), see {folder / 'evaluate.log'}"
     write_done(folder, json.loads((folder / CALIBRATION_FILE).read_text()))
@@ -294,15 +298,20 @@ def run_compare(
                 file=progress.stream,
             )
     start = time.monotonic()
-    failed = []
-    for spec in todo:
-        progress.start_run(spec.label, options.epochs)
-        error = _execute(spec, bundle, base, options, progress)
-        progress.end_run()
-        if error:
-            failed.append(f"{spec.label}: {error}")
+
+    def execute(index: int, spec: RunSpec) -> str | None:
+        # one Progress per run: with --jobs > 1 runs go side by side, each printing its own labelled lines
+        run_progress = progress if options.jobs == 1 else Progress(len(todo), progress.stream, first_index=index)
+        run_progress.start_run(spec.label, options.epochs)
+        error = _execute(spec, bundle, base, options, run_progress)
+        run_progress.end_run()
         status = f"FAILED ({error})" if error else "done"
-        print(f"[{progress.index}/{progress.total}] {spec.label}: {status}", file=progress.stream, flush=True)
+        print(f"[{run_progress.index}/{len(todo)}] {spec.label}: {status}", file=progress.stream, flush=True)
+        return f"{spec.label}: {error}" if error else None
+
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        outcomes = list(pool.map(execute, range(len(todo)), todo))
+    failed = [outcome for outcome in outcomes if outcome]
     report = write_report(output, specs, options.posthoc, bundle.name, options.reference, options.checkpoints)
     print(report.read_text(), file=progress.stream)
     print(

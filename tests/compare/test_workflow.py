@@ -182,3 +182,26 @@ def test_unknown_loss_and_bundle(fake_bundle: Path, tmp_path: Path):
     options = parse_compare_args(["--bundle", "no_such_bundle", "--output", str(tmp_path)])
     with pytest.raises(ValueError, match="no configs/train.yaml"):
         run_compare(options)
+
+
+def test_runs_side_by_side(fake_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--jobs 2`` runs two runs at once, each with an equal share of the CPU threads (``OMP_NUM_THREADS``), and
+    reports what each run measured."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    train = fake_bundle / "configs" / "train.yaml"
+    train.write_text(train.read_text() + "threads: \"$open(os.path.join(@output_dir, 'threads.txt'), 'w').write("
+                     "os.environ.get('OMP_NUM_THREADS', 'unset'))\"\n")  # fmt: skip
+    train.write_text(train.read_text().replace("run:\n", "run:\n  - '@threads'\n", 1))
+    output = tmp_path / "out"
+    argv = ["--bundle", str(fake_bundle), "--losses", "ce,dice_ce", "--checkpoint", "best", "--output", str(output)]
+    stream = io.StringIO()
+    bundle = ComparedBundle.load(fake_bundle, evaluate_fragments=())
+    result = run_compare(parse_compare_args([*argv, "--jobs", "2"]), bundle=bundle, stream=stream)
+    assert result.failed == []
+    assert {(output / "runs" / name / "seed0" / "threads.txt").read_text() for name in ("ce", "dice_ce")} == {"2"}
+    done = sorted(line.split("] ")[1] for line in stream.getvalue().splitlines() if line.endswith(": done"))
+    assert done == ["ce seed 0: done", "dice_ce seed 0: done"]
+    with open(output / "summary.csv") as f:
+        dsc = {row["loss"]: float(row["dsc_mean"]) for row in csv.DictReader(f)}
+    assert dsc == pytest.approx({"ce": 0.80, "dice_ce": 0.90})
