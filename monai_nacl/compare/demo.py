@@ -1,7 +1,7 @@
 """``python -m monai_nacl demo`` (``make demo``): the comparison on the embedded default dataset.
 
 Builds the default dataset if absent (``monai_nacl.data.ensure_default_dataset``: simulated raters, a noisier
-test acquisition), then trains CE, Dice+CE, NACL, SVLS and mL1-ACE (``ml1ace``) with the ``unet2d_nacl`` bundle in
+test acquisition), then trains CE, Dice+CE, NACL, SVLS, mL1-ACE (``ml1ace``) and CRaC (``adaptive_nacl``) with the ``unet2d_nacl`` bundle in
 the authors' slice-wise regime (``--protocol paper``: a fixed set of whole training slices seen at every epoch, no
 augmentation), where a CE-trained network memorises its labels and becomes over-confident. Each model is evaluated on
 the test split at its best-validation and its final checkpoint, each also after one temperature fitted on the
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 DEMO_BUNDLE = "unet2d_nacl"
-DEMO_LOSSES = ("ce", "dice_ce", "nacl", "svls", "ml1ace")
+DEMO_LOSSES = ("ce", "dice_ce", "nacl", "svls", "ml1ace", "adaptive_nacl")
 DEMO_EPOCHS = 250
 DEMO_PROTOCOL = "paper"
 DEMO_POSTHOC = "ts"
@@ -48,12 +48,15 @@ DEMO_OVERRIDES: dict[str, str] = {
     "val_interval": "25",
     "network_def#channels": "[16,32,64,128]",
     "network_def#strides": "[2,2,2]",
+    "lr_scheduler#gamma": "1.0",
 }
 """The demo's data and schedule on top of the authors' regime (``protocol_paper.yaml``: slice-wise training, no
-augmentation, a UNet without normalisation, Adam 1e-3, StepLR x0.1 at half the schedule): a 4 mm grid, 4 foreground
-slices from each of the first 8 training volumes (32 fixed slices, 48 x 56), batch 8, so 250 epochs are 1000
-optimiser steps over the same 32 slices; a 4-level UNet (16-128 filters, 0.16 M parameters) to fit the CPU budget;
-validation every 25 epochs (100 steps), which picks the best-validation checkpoint."""
+augmentation, a UNet without normalisation, Adam 1e-3): a 4 mm grid, 4 foreground slices from each of the first 8
+training volumes (32 fixed slices, 48 x 56), batch 8, so 250 epochs are 1000 optimiser steps over the same 32 slices;
+a 4-level UNet (16-128 filters, 0.16 M parameters) to fit the CPU budget; validation every 25 epochs (100 steps),
+which picks the best-validation checkpoint; a constant learning rate (measured with CE: the protocol's x0.1 drop at
+half of these 1000 steps stops the memorisation the demo exists to show: training NLL 0.25 and validation ECE
+9.6 % at the end, against 0.10 and 16.5 % without the drop)."""
 
 
 def build_demo_parser() -> argparse.ArgumentParser:
@@ -61,7 +64,7 @@ def build_demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m monai_nacl demo",
         description=(
-            "Compare CE, Dice+CE, NACL, SVLS and mL1-ACE, each with and without a fitted temperature, on the "
+            "Compare CE, Dice+CE, NACL, SVLS, mL1-ACE and CRaC, each with and without a fitted temperature, on the "
             "embedded default dataset in the authors' slice-wise training regime (at most 15 min on 2 CPUs)."
         ),
         allow_abbrev=False,

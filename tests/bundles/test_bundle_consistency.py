@@ -25,7 +25,11 @@ INTENDED_DIFFERENCES: dict[str, tuple[str, ...]] = {
     "inference.yaml": (*NETWORK, *INFERER, *ROI, "sw_batch_size"),
     "evaluate.yaml": ROI,
     # the authors' regime: their 2D UNet and slice-wise training exist for the 2D bundle only
-    "protocol_paper.yaml": ("network_def", "train#", "train_slices", "train_volumes"),
+    "protocol_paper.yaml": (
+        "network_def",
+        "train#",
+        *(f"{p}{o}" for p in ("", "settings#") for o in ("train_slices", "train_volumes")),
+    ),
     "metadata.json": (
         "name",
         "description",
