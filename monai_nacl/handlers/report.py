@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ignite.engine import Engine, Events
 
     from monai_nacl.data.skipped_cases import SkippedCases
+    from monai_nacl.metrics import CalibrationStatistics
 else:
     Engine, _ = optional_import(
         "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
@@ -142,8 +143,9 @@ class SegmentationReportHandler:
     """Write the evaluation report of a ``SupervisedEvaluator`` run when its epoch completes.
 
     After each iteration, every case of the batch is measured by ``monai_nacl.metrics.evaluate_segmentation``
-    (Dice and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, AdaECE, MCE, NLL, Brier) and
-    added to a pooled ``monai_nacl.metrics.SegmentationCalibrationMetric``. At the end it writes, atomically:
+    (Dice and HD95 per class, with the voxel spacing of the case; ECE, CECE, ACE, AdaECE, MCE, NLL, Brier), whose
+    calibration histograms are summed over the cases (the pooled values of
+    ``monai_nacl.metrics.SegmentationCalibrationMetric``). At the end it writes, atomically:
 
     - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`);
     - ``summary.json``: ``num_cases``, ``classes`` (the reported label values and their names, e.g.
@@ -211,8 +213,6 @@ class SegmentationReportHandler:
         calibration: Any = None,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        from monai_nacl.metrics import SegmentationCalibrationMetric
-
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background plus at least one class), got {num_classes}.")
         self.output_dir = os.fspath(output_dir)
@@ -233,7 +233,7 @@ class SegmentationReportHandler:
         self.histograms_filename = histograms_filename
         self.output_transform = output_transform
         self.skipped_cases = skipped_cases
-        self.pooled = SegmentationCalibrationMetric(num_bins=num_bins, region=region)
+        self.pooled: CalibrationStatistics | None = None
         self.rows: list[dict[str, Any]] = []
         self.case_statistics: list[Any] = []
 
@@ -245,7 +245,7 @@ class SegmentationReportHandler:
 
     def reset(self, engine: Engine | None = None) -> None:
         """Forget the cases seen so far."""
-        self.pooled.reset()
+        self.pooled = None
         self.rows = []
         self.case_statistics = []
 
@@ -281,7 +281,8 @@ class SegmentationReportHandler:
                 row.update(self._rater_columns(probs, row["case"]))
             self.rows.append(row)
             self.case_statistics.append(result["case_statistics"])
-            self.pooled(y_pred=probs[None], y=labels[None])
+            stats = result["pooled_statistics"]
+            self.pooled = stats if self.pooled is None else self.pooled + stats
 
     def _rater_columns(self, probs: torch.Tensor, case: str) -> dict[str, float]:
         """Columns of a case annotated by several raters: the inter-rater Dice per class (the ceiling of any model's
@@ -321,6 +322,31 @@ class SegmentationReportHandler:
         torch.distributed.all_gather_object(gathered, items)
         return [item for part in gathered for item in part]
 
+    def pooled_statistics(self) -> CalibrationStatistics:
+        """The calibration histograms of every counted voxel of every case seen, on every rank (all ranks call it).
+
+        Raises:
+            RuntimeError: if no rank saw a case.
+        """
+        parts = self._gathered([] if self.pooled is None else [self.pooled])
+        if not parts:
+            raise RuntimeError("SegmentationReportHandler has no pooled statistics: it saw no case.")
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+    def _pooled_values(self) -> dict[str, float]:
+        """The calibration metrics of :meth:`pooled_statistics` (NaN, with a warning, when no voxel was counted)."""
+        from monai_nacl.metrics import METRIC_NAMES, calibration_values
+
+        values = calibration_values(self.pooled_statistics())
+        if float(values["count"]) == 0:
+            warnings.warn(
+                f"no voxel was counted in region '{self.region}'; the pooled calibration values are NaN.", stacklevel=3
+            )
+        return {name: float(values[name]) for name in METRIC_NAMES}
+
     def summary(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Summary of per-case rows plus the pooled calibration values (see the class docstring)."""
         from monai_nacl.metrics import REGION_DESCRIPTIONS
@@ -332,7 +358,7 @@ class SegmentationReportHandler:
             finite = values[np.isfinite(values)]
             mean[column] = _json_number(float(finite.mean())) if finite.size else None
             num_valid[column] = int(finite.size)
-        pooled = {name: _json_number(value) for name, value in self.pooled.aggregate().items()} if rows else {}
+        pooled = {name: _json_number(value) for name, value in self._pooled_values().items()} if rows else {}
         first = 0 if self.include_background else 1
         return {
             "num_cases": len(rows),
@@ -356,7 +382,7 @@ class SegmentationReportHandler:
                 "of the datalist."
             )
         summary = self.summary(rows)
-        stats = self.pooled.pooled_statistics()
+        stats = self.pooled_statistics()
         case_statistics = self._gathered([s.to_vector() for s in self.case_statistics])
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
             return summary

@@ -74,3 +74,39 @@ def test_cases_of_different_sizes():
     assert result["per_case"]["dsc"].tolist() == [[1.0], [1.0]]
     assert result["per_case"]["hd95"].tolist() == [[0.0], [0.0]]
     assert result["pooled"]["ece"] == pytest.approx(0.2, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape, spacing",
+    [
+        ((23, 19, 17), (0.7, 1.3, 0.9375)),
+        ((23, 19, 17), None),
+        ((31, 27), (0.45, 2.0)),
+        ((31, 27), [(1.5, 0.5), (0.3, 3.0)]),
+    ],
+)
+def test_dice_and_hd95_equal_monai(shape, spacing):
+    """DSC and HD95 equal MONAI's compute_dice / compute_hausdorff_distance on the argmax, to the last bit, for blobs
+    that touch the grid's border, ties in the probabilities (the first maximum wins, as argmax) and any spacing,
+    one for all cases or one per case."""
+    from monai.metrics import compute_dice, compute_hausdorff_distance
+
+    g = torch.Generator().manual_seed(3)
+    num_classes = 4
+    smooth = torch.nn.functional.avg_pool3d if len(shape) == 3 else torch.nn.functional.avg_pool2d
+    noise = smooth(torch.rand(2, num_classes, *shape, generator=g), 5, stride=1, padding=2)
+    probs = torch.softmax(8 * noise, 1)
+    probs[:, :, : shape[0] // 3] = 1.0 / num_classes  # a tie everywhere in a slab
+    labels = smooth(torch.rand(2, num_classes, *shape, generator=g), 5, stride=1, padding=2).argmax(1)
+    labels[1][labels[1] == 3] = 0  # class 3 absent from case 1's reference
+    result = evaluate_segmentation(probs, labels[:, None], spacing=spacing)
+    prediction = torch.nn.functional.one_hot(probs.argmax(1), num_classes).movedim(-1, 1)
+    reference = torch.nn.functional.one_hot(labels, num_classes).movedim(-1, 1)
+    dice = compute_dice(prediction, reference, include_background=False, ignore_empty=True).double()
+    assert torch.equal(result["per_case"]["dsc"].isnan(), dice.isnan())
+    assert torch.equal(result["per_case"]["dsc"].nan_to_num(), dice.nan_to_num())
+    hd95 = compute_hausdorff_distance(prediction, reference, percentile=95, spacing=spacing).double()
+    present = ~result["per_case"]["empty_reference"] & ~result["per_case"]["empty_prediction"]
+    assert bool(present[0].all()) and not bool(present[1, 2])
+    assert torch.equal(result["per_case"]["hd95"][present], hd95[present])
+    assert math.isnan(float(result["per_case"]["hd95"][1, 2]))
