@@ -78,15 +78,15 @@ def pairwise_dice(labels: Sequence[np.ndarray], num_classes: int, include_backgr
     """
     arrays = _check_labels(labels, num_classes, minimum=2)
     classes = range(0 if include_background else 1, num_classes)
-    counts = [np.bincount(a.ravel(), minlength=num_classes) for a in arrays]
+    flat = [a.ravel().astype(np.int64, copy=False) for a in arrays]
     per_pair = np.full((len(arrays) * (len(arrays) - 1) // 2, len(classes)), np.nan)
     for row, (i, j) in enumerate(itertools.combinations(range(len(arrays)), 2)):
-        agree = arrays[i] == arrays[j]
-        overlap = np.bincount(arrays[i][agree].ravel(), minlength=num_classes)
+        # confusion matrix of the pair: its diagonal is the overlap, its row and column sums the two counts
+        pair = np.bincount(flat[i] * num_classes + flat[j], minlength=num_classes**2).reshape(num_classes, num_classes)
         for column, k in enumerate(classes):
-            total = counts[i][k] + counts[j][k]
+            total = pair[k].sum() + pair[:, k].sum()
             if total:
-                per_pair[row, column] = 2.0 * overlap[k] / total
+                per_pair[row, column] = 2.0 * pair[k, k] / total
     return _mean_over_rows(per_pair)
 
 
@@ -104,11 +104,11 @@ def rater_soft_reference(labels: Sequence[np.ndarray], num_classes: int) -> np.n
         ValueError: as :func:`pairwise_dice` (one map suffices here).
     """
     arrays = _check_labels(labels, num_classes, minimum=1)
-    reference = np.zeros((num_classes, *arrays[0].shape), dtype=np.float64)
+    votes = np.zeros((num_classes, *arrays[0].shape), dtype=np.int32)
     for array in arrays:
         for k in range(num_classes):
-            reference[k] += array == k
-    return (reference / len(arrays)).astype(np.float32)
+            votes[k] += array == k
+    return (votes / len(arrays)).astype(np.float32)
 
 
 def _entries(datalist_or_entries: PathLike | Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[Any]:

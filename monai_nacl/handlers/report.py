@@ -307,7 +307,7 @@ class SegmentationReportHandler:
             dice = pairwise_dice(maps, self.num_classes, include_background=self.include_background)
             row.update({f"inter_rater_dice_{self.class_names[k]}": float(v) for k, v in zip(classes, dice.tolist())})
         soft = torch.as_tensor(rater_soft_reference(maps, self.num_classes))
-        metric = SegmentationCalibrationMetric(num_bins=self.num_bins, region=self.region)
+        metric = SegmentationCalibrationMetric(num_bins=self.num_bins, region=self.region, keep_case_values=False)
         metric(y_pred=probs[None].float().cpu(), y=soft[None])
         values = metric.aggregate()
         row.update({f"raters_{name}": float(values[name]) for name in RATER_METRICS})

@@ -45,14 +45,11 @@ def _nanmean(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.where(finite, x, 0.0).sum(dim) / finite.sum(dim)
 
 
-def _bounding_box(mask: torch.Tensor) -> tuple[int, ...] | None:
-    """``(start_0, ..., stop_0, ...)`` of the smallest box holding every true voxel of ``mask``; None when empty."""
+def _bounding_box(mask: np.ndarray) -> tuple[int, ...]:
+    """``(start_0, ..., stop_0, ...)`` of the smallest box holding every true voxel of a non-empty ``mask``."""
     starts, stops = [], []
     for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = torch.nonzero(mask.any(dim=others) if others else mask).flatten()
-        if hits.numel() == 0:
-            return None
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
         starts.append(int(hits[0]))
         stops.append(int(hits[-1]) + 1)
     return (*starts, *stops)
@@ -68,7 +65,7 @@ def _edge_coordinates(mask: np.ndarray, origin: np.ndarray, spacing: Sequence[fl
 
 
 def _hausdorff_distance_95(
-    prediction: torch.Tensor, reference: torch.Tensor, spacing: Sequence[float] | None
+    prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float] | None
 ) -> torch.Tensor:
     """MONAI's ``compute_hausdorff_distance(percentile=95)`` of two non-empty ``(*spatial)`` bool masks, its steps
     without its whole-grid conversions and crops: edges by erosion on the box of ``P | G`` widened by one voxel,
@@ -81,17 +78,27 @@ def _hausdorff_distance_95(
     lower = [max(start - 1, 0) for start in box[:ndim]]
     window = tuple(slice(a, min(stop + 1, size)) for a, stop, size in zip(lower, box[ndim:], prediction.shape))
     origin = np.array([a - (start - 1) for a, start in zip(lower, box[:ndim])])
-    pred_xyz = _edge_coordinates(prediction[window].numpy(), origin, spacing)
-    ref_xyz = _edge_coordinates(reference[window].numpy(), origin, spacing)
+    pred_xyz = _edge_coordinates(prediction[window], origin, spacing)
+    ref_xyz = _edge_coordinates(reference[window], origin, spacing)
     directed = [
-        torch.quantile(torch.as_tensor(KDTree(b, leafsize=32).query(a, k=1)[0], dtype=torch.float32), 0.95)
-        for a, b in ((pred_xyz, ref_xyz), (ref_xyz, pred_xyz))
+        _percentile_95(KDTree(b, leafsize=32).query(a, k=1)[0]) for a, b in ((pred_xyz, ref_xyz), (ref_xyz, pred_xyz))
     ]
     return torch.max(torch.stack(directed))
 
 
+def _percentile_95(distances: np.ndarray) -> torch.Tensor:
+    """``torch.quantile(torch.as_tensor(distances, dtype=torch.float32), 0.95)``, MONAI's step, with its float32
+    arithmetic (rank ``0.95 (n - 1)``, linear interpolation by ``lerp``) but two order statistics found by a partial
+    sort instead of a full sort (about 3x faster on an HD95's tens of thousands of distances)."""
+    values = distances.astype(np.float32)
+    rank = torch.tensor(0.95, dtype=torch.float32) * (values.size - 1)
+    below, above = int(rank), int(torch.ceil(rank))
+    ordered = np.partition(values, (below, above))
+    return torch.lerp(torch.tensor(ordered[below]), torch.tensor(ordered[above]), rank - below)
+
+
 def _segmentation_quality(
-    prediction: torch.Tensor, reference: torch.Tensor, classes: Sequence[int], spacing: Sequence[float] | None
+    prediction: np.ndarray, reference: np.ndarray, classes: Sequence[int], spacing: Sequence[float] | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """DSC, HD95, ``empty_prediction`` and ``empty_reference`` ``(K,)`` of one case's ``(*spatial)`` label maps.
 
@@ -100,8 +107,8 @@ def _segmentation_quality(
     """
     num_labels = max(classes) + 1
     # one pass for every count: the confusion matrix (reference, prediction); labels beyond the classes land past it
-    pairs = reference.clamp(0, num_labels) * (num_labels + 1) + prediction.clamp(0, num_labels)
-    confusion = torch.bincount(pairs.flatten(), minlength=(num_labels + 1) ** 2).reshape(num_labels + 1, -1)
+    pairs = np.clip(reference, 0, num_labels) * (num_labels + 1) + np.clip(prediction, 0, num_labels)
+    confusion = np.bincount(pairs.ravel(), minlength=(num_labels + 1) ** 2).reshape(num_labels + 1, -1)
     dsc, hd95, empty_pred, empty_ref = [], [], [], []
     for k in classes:
         pred_count, ref_count, overlap = int(confusion[:, k].sum()), int(confusion[k].sum()), int(confusion[k, k])
@@ -189,8 +196,8 @@ def evaluate_segmentation(
         case_values.append(values)
         # max(1).indices is argmax(1) (the first maximum on ties) without its slow strided CPU kernel (~20x)
         quality = _segmentation_quality(
-            p.max(1).indices[0],
-            hard_labels(y, tuple(p.shape))[0],
+            p.max(1).indices[0].cpu().numpy(),
+            hard_labels(y, tuple(p.shape))[0].cpu().numpy(),
             classes,
             _case_spacing(spacing, index, len(prob_cases)),
         )

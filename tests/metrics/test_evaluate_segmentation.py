@@ -110,3 +110,14 @@ def test_dice_and_hd95_equal_monai(shape, spacing):
     assert bool(present[0].all()) and not bool(present[1, 2])
     assert torch.equal(result["per_case"]["hd95"][present], hd95[present])
     assert math.isnan(float(result["per_case"]["hd95"][1, 2]))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 20, 21, 97, 1000, 4099, 60001])
+def test_percentile_95_equals_torch_quantile(size):
+    """The partial-sort 95th percentile of the HD95 is torch.quantile's value to the last bit (MONAI's step)."""
+    from monai_nacl.metrics.evaluation import _percentile_95
+
+    g = np.random.default_rng(size)
+    for distances in (g.random(size) * 20, np.sqrt(g.integers(0, 30, size) * 0.7), np.zeros(size)):
+        expected = torch.quantile(torch.as_tensor(distances, dtype=torch.float32), 0.95)
+        assert torch.equal(_percentile_95(distances), expected)
