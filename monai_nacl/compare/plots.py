@@ -2,32 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from monai_nacl.metrics import CalibrationStatistics, plot_dataset_reliability, plot_reliability_diagram
 
-__all__ = ["NLL_HISTORY", "OVERLAY", "plot_comparison", "plot_nll_history"]
+__all__ = ["NLL_HISTORY", "OVERLAY", "overlay_file", "plot_comparison", "plot_nll_history"]
 
 OVERLAY = "reliability_all.png"
 """File of the overlay of every row's reliability curve, in the comparison folder."""
+
+
+def overlay_file(checkpoint: str, checkpoints: Sequence[str]) -> str:
+    """The overlay of one checkpoint's rows: :data:`OVERLAY` when a single checkpoint was evaluated, else
+    ``reliability_all_<checkpoint>.png`` (one diagram per checkpoint keeps each readable)."""
+    return OVERLAY if len(checkpoints) == 1 else f"{Path(OVERLAY).stem}_{checkpoint}.png"
+
+
 NLL_HISTORY = "nll_history.png"
 """File of the training against validation NLL per epoch, in the comparison folder."""
 
 
 def plot_comparison(
-    output: Path, per_case: dict[str, CalibrationStatistics], stems: dict[str, str], region: str | None
+    output: Path,
+    per_case: dict[str, CalibrationStatistics],
+    stems: dict[str, str],
+    region: str | None,
+    overlays: dict[str, tuple[str, list[str]]] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Draw every row's pictures and the overlay of all rows.
+    """Draw every row's pictures and the overlays of several rows.
 
     Per row: ``reliability/<stem>.png`` (its test cases and seeds pooled), ``reliability/<stem>_classwise.png``
     (one panel per class) and ``dataset_reliability/<stem>.png`` (each (case, seed) pair counted as an image);
-    then :data:`OVERLAY`.
+    then each overlay.
 
     Args:
         output: the comparison folder.
         per_case: per row, the per-case statistics of all its runs (leading dimension: cases x seeds).
         stems: per row, the file name stem of its pictures.
         region: the voxels the evaluation counted, stated in the titles.
+        overlays: per overlay file (relative to ``output``), its title and the rows drawn in it; default one
+            :data:`OVERLAY` of every row.
 
     Returns:
         per row, ``{"diagram", "classwise", "dataset"}`` paths relative to ``output``.
@@ -45,9 +60,12 @@ def plot_comparison(
         title = f"{name}: dataset reliability histogram, each test case of each seed an image"
         plot_dataset_reliability(stats, output / files["dataset"], title, region)
         written[name] = files
-    if per_case:
-        overlay = {name: stats.sum(0) for name, stats in per_case.items()}
-        plot_reliability_diagram(overlay, output / OVERLAY, "All rows, test cases and seeds pooled", region)
+    if overlays is None:
+        overlays = {OVERLAY: ("All rows, test cases and seeds pooled", list(per_case))}
+    for file, (title, names) in overlays.items():
+        drawn = {name: per_case[name].sum(0) for name in names if name in per_case}
+        if drawn:
+            plot_reliability_diagram(drawn, output / file, title, region)
     return written
 
 

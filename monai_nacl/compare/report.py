@@ -41,7 +41,7 @@ from monai_nacl.compare.paired import (
     PairedComparison,
     paired_comparison,
 )
-from monai_nacl.compare.plots import NLL_HISTORY, OVERLAY, plot_comparison, plot_nll_history
+from monai_nacl.compare.plots import NLL_HISTORY, overlay_file, plot_comparison, plot_nll_history
 from monai_nacl.compare.runs import (
     ALL_VOXELS_DIR,
     POSTHOC_DIRS,
@@ -593,7 +593,14 @@ def write_report(
             per_case[row.key] = concatenate_statistics([stats for stats, _ in runs])
             regions.update(region for _, region in runs)
     region = ", ".join(sorted(r for r in regions if r)) or None
-    pictures = plot_comparison(output, per_case, {key: _slug(key) for key in per_case}, region)
+    overlays = {
+        overlay_file(checkpoint, checkpoints): (
+            f"{CHECKPOINT_TITLES[checkpoint]}: every row, test cases and seeds pooled",
+            [row.key for row in rows if row.checkpoint == checkpoint],
+        )
+        for checkpoint in checkpoints
+    }
+    pictures = plot_comparison(output, per_case, {key: _slug(key) for key in per_case}, region, overlays)
     trained = list(dict.fromkeys(spec.variant for spec in specs))
     histories = {
         variant.name: run_history(next(s.run_dir for s in specs if s.variant == variant)) for variant in trained
@@ -669,7 +676,9 @@ def write_report(
             "",
             (
                 f"From each evaluation's calibration histograms (region: {region}), all test volumes and seeds "
-                f"pooled: [all rows]({OVERLAY}); per row its diagram, per-class diagrams and dataset reliability "
+                f"pooled, every row of a checkpoint in one diagram: "
+                + ", ".join(f"[{CHECKPOINT_TITLES[c].lower()}]({overlay_file(c, checkpoints)})" for c in checkpoints)
+                + "; per row its diagram, per-class diagrams and dataset reliability "
                 "histogram (per class and confidence bin, the test images by their accuracy in that bin):"
             ),
             "",

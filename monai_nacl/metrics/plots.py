@@ -53,6 +53,16 @@ def _matplotlib() -> tuple[Any, Any]:
     return Figure, Patch, Line2D, NullFormatter
 
 
+def _colour(name: str) -> Any:
+    """A matplotlib colour: ``"C3"``, or ``"<colormap>:<index>"`` for an entry of a qualitative colormap."""
+    if ":" not in name:
+        return name
+    import matplotlib
+
+    cmap, index = name.split(":")
+    return matplotlib.colormaps[cmap](int(index))
+
+
 def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.2f} %"
 
@@ -219,10 +229,14 @@ def reliability_figure(
     score = {model: sum(values) / len(values) for model, values in eces.items()}
     score_name = "CECE" if classwise else "ECE"
     overlay = len(models) > 1
-    colors = {model: f"C{k % 10}" for k, model in enumerate(models)}
+    # more than ten curves: tab20's twenty colours (pairs of one hue, dark then light), so that no two curves share one
+    palette = [f"C{k}" for k in range(10)] if len(models) <= 10 else [f"tab20:{k}" for k in range(20)]
+    colors = {model: _colour(palette[k % len(palette)]) for k, model in enumerate(models)}
     columns = min(len(names), _MAX_COLUMNS)
     rows = math.ceil(len(names) / columns)
     width = _PANEL_WIDTH * columns + 0.4
+    if overlay and len(models) > 9:
+        width = max(width, 7.6)  # room for the two-column legend
     figure = Figure(figsize=(width, 5.4 * rows + 0.9), layout="constrained")
     grid = figure.add_gridspec(2 * rows, columns, height_ratios=[3, 1] * rows)
     for index, panel_name in enumerate(names):
@@ -269,7 +283,8 @@ def reliability_figure(
     else:
         handles = _gap_patches(Patch, classwise)
     handles.append(Line2D([0], [0], linestyle="--", color="black", linewidth=1, label="perfect calibration"))
-    figure.legend(handles=handles, loc="outside lower center", ncols=1 if columns == 1 else 2, fontsize=8)
+    wide_legend = columns > 1 or len(handles) > 9
+    figure.legend(handles=handles, loc="outside lower center", ncols=2 if wide_legend else 1, fontsize=8)
     facts = [] if overlay else [f"{score_name} {_percent(next(iter(score.values())))}"]
     if region:
         facts.append(f"region: {region}")

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from monai_nacl.compare.plots import OVERLAY, plot_comparison
+from monai_nacl.compare.plots import OVERLAY, overlay_file, plot_comparison
 from monai_nacl.compare.progress import Progress, format_duration
 from monai_nacl.compare.report import run_histograms
 from monai_nacl.compare.runs import parse_epoch
@@ -47,6 +47,15 @@ def test_pictures_from_saved_histograms(tmp_path):
     files = [tmp_path / OVERLAY] + [tmp_path / path for path in written["ce + TS"].values()]
     for path in files:
         assert path.read_bytes()[:4] == b"\x89PNG"
+    # one overlay per checkpoint, each drawing only its rows
+    stats = per_case["ce + TS"]
+    rows = {f"{name} ({c})": stats for name in ("ce", "ce + TS") for c in ("best", "final")}
+    overlays = {overlay_file(c, ["best", "final"]): (c, [f"ce ({c})", f"ce + TS ({c})"]) for c in ("best", "final")}
+    assert list(overlays) == ["reliability_all_best.png", "reliability_all_final.png"]
+    assert overlay_file("best", ["best"]) == OVERLAY
+    plot_comparison(tmp_path / "two", rows, {name: name.replace(" ", "_") for name in rows}, None, overlays)
+    for file in overlays:
+        assert (tmp_path / "two" / file).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_epoch_lines_and_time_left():
