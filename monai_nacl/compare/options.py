@@ -33,8 +33,8 @@ RESERVED_IDS = ("loss_name", "seed", "output_dir", "ckpt_dir", "bundle_root")
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {"default": (), "paper": ("protocol_paper.yaml",)}
 """``--protocol``: config files (under the bundle's ``configs/``) merged right after ``train.yaml`` for training
-and evaluation. ``paper`` is the NACL authors' regime (no augmentation, Adam 1e-3, StepLR x0.1 at half the
-schedule, 100 epochs, their network shape)."""
+and evaluation. ``paper`` is the NACL authors' regime (no augmentation, Adam 1e-3, one x0.1 step of the rate at
+half the schedule, 100 epochs, their network shape; slice-wise training for the 2D bundle)."""
 
 
 @dataclass
