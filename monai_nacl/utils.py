@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from monai.config import PathLike
+
+_UMASK_LOCK = threading.Lock()
 
 __all__ = ["as_flag", "atomic_write", "atomic_write_text", "file_sha256", "is_rank_zero", "plain_tensor"]
 
@@ -51,7 +54,9 @@ def atomic_write(path: PathLike, write: Callable[[str], Any]) -> Path:
     """Call ``write(temporary_path)`` then rename the temporary file to ``path``.
 
     The temporary file sits in the same folder and ends with the same suffixes as ``path`` (writers such as
-    nibabel and matplotlib pick the format from the extension). It is removed if ``write`` raises.
+    nibabel and matplotlib pick the format from the extension). It is removed if ``write`` raises. The file gets
+    the permissions a plain ``open`` would give it (``0o666`` less the umask), not the temporary file's ``0o600``,
+    so colleagues read results as they read the weights.
 
     Args:
         path: the final file path; its folder is created if missing.
@@ -67,11 +72,20 @@ def atomic_write(path: PathLike, write: Callable[[str], Any]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it back at once, under a lock for threads)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,14 @@ def test_plain_tensor_drops_metadata_and_keeps_the_graph() -> None:
     torch.testing.assert_close(x.grad, torch.full((2, 3), 2.0))
     assert plain_tensor(x) is x
     assert type(plain_tensor([1, 2])) is torch.Tensor
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_honours_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Results are as readable as a plain ``open`` makes them (the temporary file alone would be ``0o600``)."""
+    old = os.umask(umask)
+    try:
+        written = atomic_write_text(tmp_path / "metrics.csv", "case,dice\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(written.stat().st_mode) == mode
