@@ -18,9 +18,11 @@ from __future__ import annotations
 from monai_nacl.bundle.shipped import BUNDLES_DIR, shipped_bundle_names
 from monai_nacl.bundle.startup import (
     DataCheckFailed,
+    OutputDirInUse,
     default_ckpt_dir,
     inference_inputs,
     log_settings,
+    require_fresh_output,
     require_valid_datalist,
     select_loss,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "TASK_FILE",
     "DataCheckFailed",
     "MissingModel",
+    "OutputDirInUse",
     "TaskMismatch",
     "TrainedTask",
     "default_ckpt_dir",
@@ -39,6 +42,7 @@ __all__ = [
     "inference_inputs",
     "log_settings",
     "record_calibration",
+    "require_fresh_output",
     "require_valid_datalist",
     "select_loss",
     "shipped_bundle_names",

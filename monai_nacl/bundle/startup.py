@@ -1,5 +1,5 @@
 """Start-up helpers of the bundles: where the weights go, which loss to train with, whether the data is usable,
-which images an inference run reads, and the effective settings in the log.
+whether the output folder holds another run, which images an inference run reads, and the effective settings in the log.
 
 These are the few decisions a bundle config cannot express by itself; everything else stays in the YAML.
 """
@@ -16,10 +16,13 @@ from monai.config import PathLike
 from monai_nacl.utils import as_flag, is_rank_zero
 
 __all__ = [
+    "RUN_FILES",
     "DataCheckFailed",
+    "OutputDirInUse",
     "default_ckpt_dir",
     "inference_inputs",
     "log_settings",
+    "require_fresh_output",
     "require_valid_datalist",
     "select_loss",
 ]
@@ -123,6 +126,63 @@ def require_valid_datalist(
             )
             raise DataCheckFailed("\n".join([header, *map(str, problems)]), problems)
     return os.fspath(datalist)
+
+
+RUN_FILES = {"output_dir": ("history.csv",), "ckpt_dir": ("model.pt", "checkpoint_last.pt", "task.json")}
+"""The files a training writes that tell a previous run is there, by the folder they lie in."""
+
+
+class OutputDirInUse(SystemExit):
+    """A training was started into folders that hold another run's files (:attr:`files`).
+
+    A ``SystemExit`` for the reason :class:`DataCheckFailed` gives: the message is the last line of the output.
+    """
+
+    def __init__(self, message: str, files: Sequence[Path]) -> None:
+        super().__init__(message)
+        self.files = list(files)
+
+
+def require_fresh_output(
+    output_dir: PathLike, ckpt_dir: PathLike, resume: bool | str = False, overwrite: bool | str = False
+) -> str:
+    """Stop a training that would mix its files with a previous run's, before anything is written.
+
+    A new training into a finished run's folders would overwrite ``history.csv`` and ``checkpoint_last.pt`` and keep
+    the old ``model.pt`` and ``task.json`` until the first better epoch: a folder that describes no run. The previous
+    run's files are :data:`RUN_FILES`.
+
+    Args:
+        output_dir: the run's ``output_dir`` (``history.csv``).
+        ckpt_dir: the run's ``ckpt_dir`` (``model.pt``, ``checkpoint_last.pt``, ``task.json``).
+        resume: ``True``: the run continues the one there (``--resume true``); nothing is checked.
+        overwrite: ``True``: the previous run's files are deleted (on rank 0; the user's other files stay).
+
+    Returns:
+        ``output_dir`` as a string, so a config can chain on it.
+
+    Raises:
+        OutputDirInUse: a ``SystemExit`` naming the folder, the files found and the fixes, when neither ``resume``
+            nor ``overwrite`` is set and a previous run's file is present, or when both are set.
+    """
+    resume, overwrite = as_flag(resume, "resume"), as_flag(overwrite, "overwrite")
+    if resume and overwrite:
+        raise OutputDirInUse("--resume true and --overwrite true contradict each other: choose one.", [])
+    folders = {"output_dir": Path(output_dir), "ckpt_dir": Path(ckpt_dir)}
+    found = [folders[key] / name for key, names in RUN_FILES.items() for name in names]
+    found = [path for path in found if path.is_file()]
+    if resume or not found:
+        return os.fspath(output_dir)
+    if overwrite:
+        if is_rank_zero():
+            for path in found:
+                path.unlink(missing_ok=True)
+        return os.fspath(output_dir)
+    raise OutputDirInUse(
+        f"--output_dir {os.fspath(output_dir)} holds a previous run ({', '.join(map(os.fspath, found))}); continue "
+        "it with --resume true, start afresh replacing it with --overwrite true, or choose another --output_dir.",
+        found,
+    )
 
 
 def inference_inputs(

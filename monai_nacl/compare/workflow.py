@@ -135,9 +135,9 @@ def _execute(
     model = spec.model(BEST)
     if not (run_dir / TRAINED).is_file() or not model.is_file():
         progress.start_phase("train")
-        status = run_subprocess(
-            bundle.command(TRAIN, overrides), run_dir / "train.log", progress.on_line, options.subprocess_env
-        )
+        # a failed or interrupted training left its files here: this run owns the folder and starts it afresh
+        command = bundle.command(TRAIN, {**overrides, "overwrite": True})
+        status = run_subprocess(command, run_dir / "train.log", progress.on_line, options.subprocess_env)
         if status != 0:
             return _fail(run_dir, "train", f"exit status {status}, see {run_dir / 'train.log'}")
         if not model.is_file():
