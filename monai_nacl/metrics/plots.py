@@ -227,7 +227,8 @@ def reliability_figure(
     # per model: its ECE per panel; the title/legend figure is the ECE (top label) or their mean, the CECE
     eces = {model: [float(bins["ece"]) for _, bins in model_panels] for model, model_panels in panels.items()}
     score = {model: sum(values) / len(values) for model, values in eces.items()}
-    score_name = "CECE" if classwise else "ECE"
+    # computed from the pooled histograms (every voxel of every case at once), not the mean over cases of the tables
+    score_name = "pooled CECE" if classwise else "pooled ECE"
     overlay = len(models) > 1
     # more than ten curves: tab20's twenty colours (pairs of one hue, dark then light), so that no two curves share one
     palette = [f"C{k}" for k in range(10)] if len(models) <= 10 else [f"tab20:{k}" for k in range(20)]

@@ -140,7 +140,7 @@ def test_overlay_curves_follow_each_model():
         assert list(curve.get_xdata()) == pytest.approx([conf[k] for k in keep], abs=1e-12)
         assert list(curve.get_ydata()) == pytest.approx([acc[k] for k in keep], abs=1e-12)
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
-    assert legend[0] == f"a: ECE {100 * float(calibration_values(models['a'])['ece']):.2f} %"
+    assert legend[0] == f"a: pooled ECE {100 * float(calibration_values(models['a'])['ece']):.2f} %"
 
 
 def _slow_dataset_histogram(probs, labels, mask, num_bins, num_accuracy_bins):
