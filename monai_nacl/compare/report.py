@@ -551,6 +551,44 @@ def _checkpoint_epochs(checkpoint: str, histories: Mapping[str, list[dict[str, f
     return text
 
 
+def _confidence_lines(
+    tables: dict[str, list[Row]], per_case: dict[str, CalibrationStatistics], region: str | None
+) -> list[str]:
+    """Per row, the mean top-label confidence against the accuracy over the pooled voxels: the direction and size of
+    a row's miscalibration in two numbers (their gap is a lower bound of the pooled ECE)."""
+    lines = []
+    for checkpoint, table in tables.items():
+        for row in table:
+            stats = per_case.get(row.key)
+            if stats is None or stats.top_label is None:
+                continue
+            top = stats.top_label.sum(0) if stats.top_label.ndim == 3 else stats.top_label
+            count = float(top[0].sum())
+            if count <= 0:
+                continue
+            confidence, accuracy = 100 * float(top[1].sum()) / count, 100 * float(top[2].sum()) / count
+            gap = confidence - accuracy
+            reading = "over-confident" if gap > 0 else "under-confident"
+            title = CHECKPOINT_TITLES.get(checkpoint, checkpoint).lower()
+            lines.append(f"| {row.name} | {title} | {confidence:.1f} | {accuracy:.1f} | {gap:+.1f} ({reading}) |")
+    if not lines:
+        return []
+    return [
+        "## Confidence against accuracy",
+        "",
+        (
+            f"Mean top-label confidence and accuracy over the pooled voxels of every test case and seed (region: "
+            f"{region or 'as evaluated'}), in %: confidence above accuracy is over-confidence. The gap is a lower "
+            "bound of the pooled ECE (the ECE adds the bins' gaps without letting them cancel)."
+        ),
+        "",
+        "| row | checkpoint | confidence | accuracy | gap (points) |",
+        "|---|---|:---:|:---:|:---:|",
+        *lines,
+        "",
+    ]
+
+
 def write_report(
     output: Path,
     specs: list[RunSpec],
@@ -655,6 +693,7 @@ def write_report(
     warnings = _posthoc_warnings(rows, flags, str(context.get("ts_region", "all")))
     if warnings:
         lines += ["## Warnings: post-hoc calibration that made ECE worse", "", *warnings, ""]
+    lines += _confidence_lines(tables, per_case, region)
     lines += _paired_lines(tables, comparisons, paired_columns, reference)
     empty = {r.key: int(sum(r.values.get("hd95_empty", []))) for r in rows}
     if any(empty.values()):

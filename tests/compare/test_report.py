@@ -237,3 +237,21 @@ def test_each_checkpoint_has_its_table_and_its_own_reference(tmp_path, monkeypat
         r for r in per_case if (r["loss"], r["checkpoint"], r["case"], r["seed"]) == ("nacl", "final", "case0", "0")
     )
     assert abs(float(line["ece_diff"]) + 0.103) < 1e-6  # against ce at the final checkpoint
+
+
+def test_confidence_against_accuracy_per_row() -> None:
+    """Mean confidence and accuracy from the pooled top-label histograms of every case: two cases of a 2-bin
+    histogram, counts (1, 3) and (0, 4), confidence sums (0.3, 2.7) and (0, 3.8), accuracy sums (0, 2) and (0, 3):
+    confidence 6.8 / 8 = 85.0 %, accuracy 5 / 8 = 62.5 %."""
+    from monai_nacl.compare.table import Row
+    from monai_nacl.metrics import CalibrationStatistics
+
+    top = torch.tensor(
+        [[[1.0, 3.0], [0.3, 2.7], [0.0, 2.0]], [[0.0, 4.0], [0.0, 3.8], [0.0, 3.0]]], dtype=torch.float64
+    )
+    stats = CalibrationStatistics(2, 1, top, None, torch.zeros(2, 3, dtype=torch.float64))
+    rows = {"final": [Row("ce", checkpoint="final"), Row("nacl", checkpoint="final")]}
+    lines = report._confidence_lines(rows, {rows["final"][0].key: stats}, "foreground")
+    assert lines[0] == "## Confidence against accuracy" and "(region: foreground)" in lines[2]
+    assert lines[6:-1] == ["| ce | final checkpoint | 85.0 | 62.5 | +22.5 (over-confident) |"]  # nacl: no histograms
+    assert report._confidence_lines(rows, {}, None) == []
