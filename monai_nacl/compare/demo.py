@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from monai_nacl.compare.options import CompareOptions, parse_posthoc
+from monai_nacl.compare.options import CompareOptions, parse_posthoc, positive_int
 from monai_nacl.compare.overrides import split_overrides
 from monai_nacl.compare.progress import format_duration
 from monai_nacl.compare.workflow import CompareResult, run_compare
@@ -73,7 +73,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("outputs/demo"), help="report folder (default outputs/demo)"
     )
     parser.add_argument("--losses", default=",".join(DEMO_LOSSES), help="comma list of loss names")
-    parser.add_argument("--max_epochs", type=int, default=DEMO_EPOCHS, help=f"epochs per run (default {DEMO_EPOCHS})")
+    parser.add_argument(
+        "--max_epochs", type=positive_int, default=DEMO_EPOCHS, help=f"epochs per run (default {DEMO_EPOCHS})"
+    )
     parser.add_argument("--dataset_dir", type=Path, default=None, help="default dataset folder (built if absent)")
     parser.add_argument(
         "--posthoc",
@@ -82,7 +84,7 @@ def build_demo_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=positive_int,
         default=DEMO_JOBS,
         help=f"runs side by side, each with an equal share of the CPU threads (default {DEMO_JOBS}: one per core, two "
         "at most)",

@@ -23,6 +23,7 @@ __all__ = [
     "compare_option_names",
     "parse_compare_args",
     "parse_posthoc",
+    "positive_int",
 ]
 
 QUICK_EPOCHS = 2
@@ -96,7 +97,8 @@ class CompareOptions:
         return QUICK_EPOCHS if self.quick else None
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1 (seeds, epochs, jobs), refused with the value otherwise."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -113,9 +115,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--losses", default=None, help="comma list of the bundle's loss_name values (default: every loss it defines)"
     )
-    parser.add_argument("--seeds", type=_positive, default=1, help="number of seeds per loss (default 1)")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="number of seeds per loss (default 1)")
     parser.add_argument("--first_seed", type=int, default=0, help="first seed; seeds are first_seed, first_seed+1, ...")
-    parser.add_argument("--max_epochs", type=_positive, default=None, help="epochs per run (default: the bundle's)")
+    parser.add_argument("--max_epochs", type=positive_int, default=None, help="epochs per run (default: the bundle's)")
     parser.add_argument("--dataset_dir", type=Path, default=None, help="data folder (default: the bundle's)")
     parser.add_argument("--datalist", type=Path, default=None, help="MSD-style datalist JSON (default: the bundle's)")
     parser.add_argument("--output", type=Path, default=Path("outputs/compare"), help="report and runs folder")
@@ -131,7 +133,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ts_max_voxels",
-        type=_positive,
+        type=positive_int,
         default=200_000,
         help="validation voxels sampled per case for the ts and vector fits",
     )
@@ -160,7 +162,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="runs trained and evaluated side by side, each with an equal share of the CPU threads (default 1)",
     )
