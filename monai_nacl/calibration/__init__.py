@@ -38,7 +38,7 @@ from monai_nacl.calibration.io import (
     save_calibration,
 )
 from monai_nacl.calibration.transforms import ApplyCalibrationd
-from monai_nacl.calibration.workflow import collect_logits, fit_and_save, load_weights
+from monai_nacl.calibration.workflow import collect_logits, fit_and_save, load_weights, temperatures_at_bound
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -68,4 +68,5 @@ __all__ = [
     "sample_calibration_set",
     "save_calibration",
     "temperature_nll",
+    "temperatures_at_bound",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from monai.config import PathLike
 
+from monai_nacl.calibration.calibrators import TemperatureScaling, VectorScaling
 from monai_nacl.calibration.fitting import (
     calibration_report,
     check_method,
@@ -26,7 +28,7 @@ from monai_nacl.calibration.fitting import (
 from monai_nacl.calibration.io import save_calibration
 from monai_nacl.utils import as_flag
 
-__all__ = ["collect_logits", "fit_and_save", "load_weights"]
+__all__ = ["collect_logits", "fit_and_save", "load_weights", "temperatures_at_bound"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,33 @@ def collect_logits(
         yield logits.float().cpu(), batch[label_key], image
 
 
+def temperatures_at_bound(
+    calibrator: torch.nn.Module, bounds: Sequence[float], rel_tol: float = 1e-4
+) -> dict[str, float]:
+    """The temperatures of a ``ts`` / ``vector`` calibrator that lie on ``bounds`` (clipped, not fitted).
+
+    Returns ``{"T": value}`` for temperature scaling, ``{"T[c]": value, ...}`` for vector scaling, ``{}`` for a
+    calibrator without global temperatures (``lts``) or when none is on a bound.
+
+    Example:
+        >>> from monai_nacl.calibration import TemperatureScaling
+        >>> temperatures_at_bound(TemperatureScaling(20.0), (0.05, 20.0))
+        {'T': 20.0}
+    """
+    if isinstance(calibrator, TemperatureScaling):
+        named = {"T": calibrator.value}
+    elif isinstance(calibrator, VectorScaling):
+        named = {f"T[{c}]": value for c, value in enumerate(calibrator.values)}
+    else:
+        return {}
+    low, high = float(bounds[0]), float(bounds[1])
+    return {
+        name: value
+        for name, value in named.items()
+        if math.isclose(value, low, rel_tol=rel_tol) or math.isclose(value, high, rel_tol=rel_tol)
+    }
+
+
 def fit_and_save(
     network: torch.nn.Module,
     inferer: Callable[[torch.Tensor, torch.nn.Module], torch.Tensor],
@@ -90,12 +119,14 @@ def fit_and_save(
     image_key: str = "image",
     label_key: str = "label",
     amp: bool = False,
+    bounds: tuple[float, float] = (0.05, 20.0),
 ) -> dict[str, Any]:
     """Run the trained network over the validation split, fit a ``method`` calibrator by NLL, save it in ``ckpt_dir``.
 
     Writes ``<ckpt_dir>/calibration.json`` (method, parameters, and under ``fit`` the validation NLL and ECE before
     and after, the numbers of cases and voxels, the options and the date; a ``warning`` when the validation ECE
-    got worse) and, for ``lts``, ``<ckpt_dir>/calibration_weights.pt``.
+    got worse or a fitted temperature lies on a bound, with ``fit["at_bound"]`` naming those temperatures) and, for
+    ``lts``, ``<ckpt_dir>/calibration_weights.pt``.
 
     Args:
         network: the bundle's network (``@network``).
@@ -118,6 +149,9 @@ def fit_and_save(
         image_key: image key of the batches.
         label_key: label key of the batches.
         amp: run the network under CUDA autocast (as the bundle's evaluator does with ``amp``).
+        bounds: ``ts`` / ``vector``: the range the temperatures are clipped to. A temperature that ends on a bound
+            is not the NLL optimum but the clip: the fit is saved (it is the best temperature in the range) and the
+            JSON's ``warning`` and the log say so.
 
     Returns:
         the content written to ``calibration.json``.
@@ -138,11 +172,16 @@ def fit_and_save(
         spatial_dims=spatial_dims,
         seed=seed,
     )
-    options: dict[str, Any] = {}
+    options: dict[str, Any]
     if method == "lts":
         options = {"spatial_dims": spatial_dims, "use_image": use_image, "steps": steps, "seed": seed, "device": device}
+    else:
+        options = {"bounds": tuple(bounds)}
     calibrator = fit_calibrator(method, data, **options)
     fit = calibration_report(calibrator, data, num_bins)
+    at_bound = temperatures_at_bound(calibrator, bounds)
+    if at_bound:
+        fit["at_bound"] = at_bound
     fit.update(
         {
             "seed": seed,
@@ -151,14 +190,24 @@ def fit_and_save(
             **({"patches_per_case": patches_per_case, "steps": steps} if method == "lts" else {}),
         }
     )
-    warning = None
+    warnings = []
     if fit["ece_after"] > fit["ece_before"]:
-        warning = (
+        warnings.append(
             f"calibration made the validation ECE worse ({fit['ece_before']:.4f} -> {fit['ece_after']:.4f}, NLL "
             f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}); the NLL fit does not minimise ECE. Compare the "
             "test metrics with and without it (--calibration none) before deploying."
         )
-        logger.warning("calibration: %s", warning)
+    if at_bound:
+        shown = ", ".join(f"{name} = {value:.4f}" for name, value in at_bound.items())
+        warnings.append(
+            f"the fitted temperature lies on its bound ({shown}; bounds {bounds[0]:g} and {bounds[1]:g}): the NLL "
+            "optimum lies beyond it, so the saved value is the clip, not the fit. This happens when the validation "
+            "inputs differ from the training ones (another intensity handling or spacing) or the network predicts "
+            "little better than chance; check the validation data and the model before using this calibration."
+        )
+    for text in warnings:
+        logger.warning("calibration: %s", text)
+    warning = " ".join(warnings) or None
     model_file = None if checkpoint is None else ckpt_dir / checkpoint
     path = save_calibration(calibrator.cpu(), ckpt_dir, fit, warning, model_file=model_file)
     logger.info(

@@ -33,10 +33,15 @@ def _reference_nll(z: torch.Tensor, y: torch.Tensor, t: float = 1.0) -> float:
 def test_temperature_fit_on_the_network_outputs(tmp_path):
     gen = torch.Generator().manual_seed(0)
     logits = [torch.randn(3, 6, 5, generator=gen) * 5 for _ in range(3)]
-    labels = [torch.randint(0, 3, (6, 5), generator=gen) for _ in range(3)]
+    # the top class is right for about 70 % of the voxels: an optimum inside the temperature range
+    labels = [
+        torch.where(torch.rand(6, 5, generator=gen) < 0.7, z.argmax(0), torch.randint(0, 3, (6, 5), generator=gen))
+        for z in logits
+    ]
     record = fit_and_save(
         torch.nn.Identity(), SimpleInferer(), _loader(logits, labels), "ts", tmp_path, checkpoint=None
     )
+    assert 0.05 < record["parameters"]["temperature"] < 20.0
     flat = torch.cat([z.reshape(3, -1).T for z in logits])
     flat_labels = torch.cat([y.reshape(-1) for y in labels])
     assert record == json.loads((tmp_path / CALIBRATION_FILE).read_text())
@@ -84,3 +89,45 @@ def test_local_temperature_from_a_checkpoint_applies_through_the_transform(tmp_p
     out = ApplyCalibrationd("pred", tmp_path)({"pred": logits, "image": images[0]})
     assert out["pred"].shape == logits.shape and not torch.allclose(out["pred"], logits)
     assert torch.equal(out["pred"].argmax(0), logits.argmax(0))
+
+
+def _uninformative(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every logit vector seen once with each of the 3 labels: the NLL falls towards T = infinity (uniform)."""
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(3, 20, generator=gen) * 4
+    z = v.repeat(1, 3).reshape(3, 60, 1)
+    y = torch.arange(3).repeat_interleave(20).reshape(60, 1)
+    return z, y
+
+
+def test_a_temperature_on_its_bound_is_reported(tmp_path):
+    z, y = _uninformative()
+    record = fit_and_save(torch.nn.Identity(), SimpleInferer(), _loader([z], [y]), "ts", tmp_path, checkpoint=None)
+    assert math.isclose(record["parameters"]["temperature"], 20.0, rel_tol=1e-6)
+    assert record["fit"]["at_bound"] == {"T": record["parameters"]["temperature"]}
+    assert "lies on its bound (T = 20.0000; bounds 0.05 and 20)" in record["warning"]
+    # a wider range moves the clip with it: still on the (new) bound, still said
+    wider = fit_and_save(
+        torch.nn.Identity(), SimpleInferer(), _loader([z], [y]), "ts", tmp_path, checkpoint=None, bounds=(0.05, 80.0)
+    )
+    assert math.isclose(wider["parameters"]["temperature"], 80.0, rel_tol=1e-6)
+    assert "T = 80.0000" in wider["warning"]
+
+
+def test_vector_scaling_names_the_temperatures_on_a_bound(tmp_path):
+    z, y = _uninformative(1)
+    record = fit_and_save(torch.nn.Identity(), SimpleInferer(), _loader([z], [y]), "vector", tmp_path, checkpoint=None)
+    at_bound = record["fit"]["at_bound"]
+    assert at_bound and set(at_bound) <= {"T[0]", "T[1]", "T[2]"}
+    for name, value in at_bound.items():
+        assert math.isclose(record["parameters"]["temperatures"][int(name[2])], value, rel_tol=1e-9)
+    assert "lies on its bound" in record["warning"]
+
+
+def test_a_fitted_temperature_inside_the_range_is_not_flagged(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 50, 1, generator=gen) * 5
+    y = z.argmax(0)  # informative logits: T well inside (0.05, 20)
+    y[:10] = (y[:10] + 1) % 3
+    record = fit_and_save(torch.nn.Identity(), SimpleInferer(), _loader([z], [y]), "ts", tmp_path, checkpoint=None)
+    assert 0.05 < record["parameters"]["temperature"] < 20.0 and "at_bound" not in record["fit"]
