@@ -6,8 +6,15 @@ Examples::
                                             [--num_cases 22] [--test_raters 3] [--seed 0] [--force]
     python -m monai_nacl.data synthetic --output DIR [--num_cases 6] [--spatial_dims 3] [--size 32]
     python -m monai_nacl.data datalist --layout msd --input Task09_Spleen --output spleen.json --split 0.7,0.15,0.15
-    python -m monai_nacl.data datalist --layout folders --input imgs --labels segs --output my.json
-    python -m monai_nacl.data check datalist.json --num_classes 3 [--base_dir DIR] [--in_channels 1] [--image_dims 3]
+    python -m monai_nacl.data datalist --layout folders --input imgs --labels segs --output my.json \
+                                       --class_names background,liver,kidney,bone
+    python -m monai_nacl.data check datalist.json [--num_classes 4] [--stage train|evaluate|all] [--base_dir DIR]
+                                    [--in_channels 1] [--image_dims 3]
+
+``check`` gives the verdict of the bundle stage it names: ``train`` (the default) requires cases under ``training``
+and ``validation``, as train.yaml's start-up does; ``evaluate`` requires ``test``, as evaluate.yaml does; ``all``
+checks whatever sections are present. ``--num_classes`` defaults to the count the datalist's ``labels`` name, as
+the bundles' ``num_classes`` does.
 
 Exit status: 0 on success, 1 when ``check`` finds problems, 2 on a usage or input error.
 """
@@ -20,7 +27,7 @@ import time
 from pathlib import Path
 
 from monai_nacl.data.checks import check_datalist
-from monai_nacl.data.datalist import LAYOUTS, make_datalist, parse_split
+from monai_nacl.data.datalist import LAYOUTS, make_datalist, num_classes_of, parse_split
 from monai_nacl.data.default_dataset import (
     DEFAULT_SEED,
     DEFAULT_SPLITS,
@@ -84,10 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     datalist.add_argument("--split", default="0.7,0.15,0.15", help="train,validation,test fractions")
     datalist.add_argument("--seed", type=int, default=0, help="seed of the split")
     datalist.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    datalist.add_argument(
+        "--class_names",
+        default=None,
+        help="names of the label values, background first, comma-separated (written as the datalist's labels)",
+    )
 
     check = commands.add_parser("check", help="check every case of a datalist")
     check.add_argument("datalist", type=Path)
-    check.add_argument("--num_classes", type=int, required=True, help="number of classes including background")
+    check.add_argument(
+        "--num_classes",
+        type=int,
+        default=None,
+        help="number of classes including background (default: the count the datalist's labels name)",
+    )
+    check.add_argument(
+        "--stage",
+        choices=tuple(STAGE_SECTIONS),
+        default="train",
+        help="the bundle stage whose start-up verdict to give: train (needs training and validation cases, the "
+        "default), evaluate (needs test cases) or all (the sections present)",
+    )
     check.add_argument("--base_dir", type=Path, default=None, help="folder of relative paths (default: the JSON's)")
     check.add_argument("--sections", default=None, help="comma list of sections (default: all present)")
     check.add_argument(
@@ -97,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--image_dims", type=int, default=3, choices=(2, 3), help="spatial axes of an image (the bundles read 3D)"
     )
     return parser
+
+
+# the sections a bundle stage requires, as its start-up checks them (train.yaml: require_valid_datalist;
+# evaluate.yaml: the test list)
+STAGE_SECTIONS = {"train": ("training", "validation"), "evaluate": ("test",), "all": ()}
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -132,17 +161,36 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     elif args.command == "datalist":
         path = make_datalist(
-            args.layout, args.input, args.output, args.labels, parse_split(args.split), args.seed, force=args.force
+            args.layout,
+            args.input,
+            args.output,
+            args.labels,
+            parse_split(args.split),
+            args.seed,
+            force=args.force,
+            class_names=args.class_names,
         )
         data = read_datalist(path)
         print(f"wrote {path}: " + ", ".join(f"{len(data[s])} {s}" for s in SECTIONS))
     else:
         sections = None if args.sections is None else [s.strip() for s in args.sections.split(",") if s.strip()]
+        num_classes = args.num_classes
+        if num_classes is None:
+            try:
+                num_classes = num_classes_of(args.datalist, default=0)
+            except TypeError as error:
+                raise ValueError(str(error)) from error
+            if not num_classes:
+                raise ValueError(
+                    f"{args.datalist} names no classes (no MSD-style 'labels' with keys 0..K-1): pass --num_classes, "
+                    "or write the names with python -m monai_nacl.data datalist ... --class_names."
+                )
         problems = check_datalist(
             args.datalist,
-            args.num_classes,
+            num_classes,
             base_dir=args.base_dir,
             sections=sections,
+            required_sections=STAGE_SECTIONS[args.stage],
             in_channels=args.in_channels,
             image_dims=args.image_dims,
         )
@@ -154,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         data = read_datalist(args.datalist)
         count = sum(len(data[s]) for s in (sections or SECTIONS) if isinstance(data.get(s), list))
-        print(f"{args.datalist}: {count} cases checked, no problem found")
+        print(f"{args.datalist}: {count} cases checked ({num_classes} classes, stage {args.stage}), no problem found")
     return 0
 
 

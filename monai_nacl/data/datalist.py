@@ -28,8 +28,10 @@ __all__ = [
     "class_names",
     "column_safe",
     "folder_cases",
+    "labels_from_names",
     "make_datalist",
     "msd_cases",
+    "num_classes_of",
     "parse_split",
     "split_cases",
     "write_datalist",
@@ -71,14 +73,7 @@ def class_names(datalist: PathLike | Mapping[str, Any], num_classes: int) -> lis
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
-    source = "the datalist" if isinstance(datalist, Mapping) else str(datalist)
-    if not isinstance(datalist, Mapping):
-        try:
-            datalist = json.loads(Path(datalist).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read the datalist {source} ({error}); pass the path of its JSON file.") from error
-        if not isinstance(datalist, Mapping):
-            raise TypeError(f"the datalist {source} is not a JSON object; expected an MSD-style datalist.")
+    datalist, source = _read_mapping(datalist)
     labels = datalist.get("labels") or {}
     if not isinstance(labels, Mapping):
         raise TypeError(
@@ -92,6 +87,72 @@ def class_names(datalist: PathLike | Mapping[str, Any], num_classes: int) -> lis
             name = f"{name}_{k}"
         names.append(name)
     return names
+
+
+def _read_mapping(datalist: PathLike | Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    source = "the datalist" if isinstance(datalist, Mapping) else str(datalist)
+    if not isinstance(datalist, Mapping):
+        try:
+            datalist = json.loads(Path(datalist).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read the datalist {source} ({error}); pass the path of its JSON file.") from error
+        if not isinstance(datalist, Mapping):
+            raise TypeError(f"the datalist {source} is not a JSON object; expected an MSD-style datalist.")
+    return datalist, source
+
+
+def num_classes_of(datalist: PathLike | Mapping[str, Any], default: int = 3) -> int:
+    """The number of classes a datalist declares: ``K`` when its MSD-style ``labels`` name the values ``0..K-1``.
+
+    What the bundles' ``num_classes`` defaults to, so that a datalist that names its classes needs no
+    ``--num_classes``. A datalist without ``labels`` gives ``default``; ``labels`` whose keys are not exactly
+    ``0..K-1`` also give ``default``, and the data check then names the mismatch and its fix.
+
+    >>> num_classes_of({"labels": {"0": "background", "1": "liver", "2": "kidney", "3": "bone"}})
+    4
+    >>> num_classes_of({"training": []}, default=3)
+    3
+
+    Raises:
+        ValueError: if the file cannot be read as JSON.
+        TypeError: if the datalist is not a JSON object.
+    """
+    data, _ = _read_mapping(datalist)
+    labels = data.get("labels")
+    if not isinstance(labels, Mapping) or not labels:
+        return default
+    keys = []
+    for key in labels:
+        try:
+            keys.append(int(key))
+        except (TypeError, ValueError):
+            return default
+    return len(keys) if sorted(keys) == list(range(len(keys))) and len(keys) >= 2 else default
+
+
+def labels_from_names(names: Sequence[str] | str) -> dict[str, str]:
+    """An MSD-style ``labels`` mapping (``{"0": "background", "1": "liver", ...}``) from class names in order.
+
+    ``names`` is a sequence or a comma-separated string, label value 0 (background) first.
+
+    >>> labels_from_names("background, liver, kidney")
+    {'0': 'background', '1': 'liver', '2': 'kidney'}
+
+    Raises:
+        ValueError: for fewer than two names, an empty name or a name given twice.
+    """
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+    if len(items) < 2:
+        raise ValueError(
+            f"class names {items}: give one name per label value, background (0) first, at least two, e.g. "
+            "--class_names background,liver,kidney."
+        )
+    if not all(items):
+        raise ValueError(f"class names {items}: label value {items.index('')} has an empty name; name every value.")
+    repeated = sorted({n for n in items if items.count(n) > 1})
+    if repeated:
+        raise ValueError(f"class names {items}: {repeated} named twice; give each label value its own name.")
+    return {str(k): name for k, name in enumerate(items)}
 
 
 def _nifti_files(folder: Path) -> list[Path]:
@@ -327,6 +388,7 @@ def make_datalist(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     seed: int = 0,
     force: bool = False,
+    class_names: Sequence[str] | str | None = None,
 ) -> str:
     """Read a dataset folder of the given ``layout`` and write its split datalist to ``output``.
 
@@ -338,13 +400,17 @@ def make_datalist(
         fractions: train, validation, test fractions.
         seed: seed of the split.
         force: overwrite an existing ``output``.
+        class_names: names of the label values, background first (a sequence or ``"background,liver,..."``),
+            written as the datalist's MSD-style ``labels``; they replace the names a layout brings (``msd``,
+            ``acdc``). The bundles take their class count and names from them.
 
     Raises:
-        ValueError: for an unknown layout, a missing ``labels_dir`` with ``folders``, or a folder that does not
-            match the layout.
+        ValueError: for an unknown layout, a missing ``labels_dir`` with ``folders``, a folder that does not
+            match the layout, or unusable class names.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}.")
+    named = None if class_names is None else labels_from_names(class_names)
     if (layout == "folders") != (labels_dir is not None):
         raise ValueError("--labels DIR is required with --layout folders (images in --input) and only there.")
     metadata: dict[str, Any] = {"layout": layout, "source": str(Path(input_dir).resolve())}
@@ -360,4 +426,6 @@ def make_datalist(
         metadata["modality"] = {str(i): name for i, name in enumerate(BRATS_MODALITIES)}
     else:
         cases = folder_cases(input_dir, labels_dir)
+    if named is not None:
+        metadata["labels"] = named
     return write_datalist(cases, output, fractions, seed, force=force, metadata=metadata)

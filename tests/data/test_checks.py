@@ -223,7 +223,7 @@ def test_command_line(
 ) -> None:
     folder, _ = dataset
     assert main(["check", str(folder / "datalist.json"), "--num_classes", "3"]) == 0
-    assert "4 cases checked, no problem found" in capsys.readouterr().out
+    assert "4 cases checked (3 classes, stage train), no problem found" in capsys.readouterr().out
     label = np.zeros(SHAPE, dtype=np.uint8)
     label[0, 0, 0] = 7
     write_nifti(folder / "lab/c2.nii.gz", label)
@@ -245,6 +245,48 @@ def test_command_line_in_channels(
     folder, data = dataset
     write_nifti(folder / "img/c0.nii.gz", np.random.default_rng(3).random((*SHAPE, 2)).astype(np.float32))
     (folder / "one.json").write_text(json.dumps({"training": data["training"][:1]}))
-    assert main(["check", str(folder / "one.json"), "--num_classes", "3"]) == 1
+    only_training = ["--num_classes", "3", "--stage", "all"]
+    assert main(["check", str(folder / "one.json"), *only_training]) == 1
     assert "wrong number of image channels: 2 channel(s) in 1 file(s)" in capsys.readouterr().out
-    assert main(["check", str(folder / "one.json"), "--num_classes", "3", "--in_channels", "2"]) == 0
+    assert main(["check", str(folder / "one.json"), *only_training, "--in_channels", "2"]) == 0
+
+
+def test_command_line_gives_the_bundle_start_up_verdict(
+    dataset: tuple[Path, dict], capsys: pytest.CaptureFixture
+) -> None:
+    """An empty validation split: the standalone check and train.yaml's start-up both refuse it, naming the fix."""
+    from monai_nacl.bundle import require_valid_datalist
+
+    folder, data = dataset
+    (folder / "no_validation.json").write_text(json.dumps({**data, "validation": []}))
+    assert main(["check", str(folder / "no_validation.json"), "--num_classes", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "section 'validation' holds no case" in out and "--split" in out
+    with pytest.raises(SystemExit) as refused:
+        require_valid_datalist(str(folder / "no_validation.json"), 3, str(folder))
+    assert "section 'validation' holds no case" in str(refused.value)
+    # evaluation needs only the test list; 'all' checks what is there
+    assert main(["check", str(folder / "no_validation.json"), "--num_classes", "3", "--stage", "evaluate"]) == 0
+    assert main(["check", str(folder / "no_validation.json"), "--num_classes", "3", "--stage", "all"]) == 0
+    (folder / "no_test.json").write_text(json.dumps({**data, "test": []}))
+    assert main(["check", str(folder / "no_test.json"), "--num_classes", "3", "--stage", "evaluate"]) == 1
+    assert "section 'test' holds no case" in capsys.readouterr().out
+
+
+def test_command_line_takes_the_class_count_from_the_labels(
+    dataset: tuple[Path, dict], capsys: pytest.CaptureFixture
+) -> None:
+    folder, data = dataset
+    named = {**data, "labels": {"0": "background", "1": "grey matter", "2": "white matter"}}
+    (folder / "named.json").write_text(json.dumps(named))
+    assert main(["check", str(folder / "named.json")]) == 0
+    assert "(3 classes, stage train), no problem found" in capsys.readouterr().out
+    # four names: four classes are checked (a named class absent from the training labels is only a warning)
+    (folder / "four.json").write_text(json.dumps({**named, "labels": {**named["labels"], "3": "csf"}}))
+    assert main(["check", str(folder / "four.json")]) == 0
+    assert "(4 classes, stage train)" in capsys.readouterr().out
+    assert main(["check", str(folder / "four.json"), "--num_classes", "3"]) == 1
+    assert "csf" in capsys.readouterr().out
+    assert main(["check", str(folder / "datalist.json")]) == 2
+    err = capsys.readouterr().err
+    assert "names no classes" in err and "pass --num_classes" in err

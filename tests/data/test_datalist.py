@@ -195,3 +195,40 @@ def test_split_rounding_and_too_few_cases() -> None:
     assert sorted(c["group"] for s in sections.values() for c in s) == [f"{i:02d}" for i in range(20)]
     with pytest.raises(ValueError, match="at least one for training"):
         split_cases(cases[:2], (0.2, 0.4, 0.4), 0)
+
+
+def test_folders_layout_writes_class_names(tmp_path: Path, write_nifti, capsys: pytest.CaptureFixture) -> None:
+    from monai_nacl.data import class_names, num_classes_of
+
+    for index in range(5):
+        _image(write_nifti, tmp_path / f"imgs/case{index}.nii.gz")
+        _label(write_nifti, tmp_path / f"segs/case{index}.nii.gz")
+    argv = ["datalist", "--layout", "folders", "--input", str(tmp_path / "imgs"), "--labels", str(tmp_path / "segs")]
+    assert main([*argv, "--output", str(tmp_path / "my.json"), "--class_names", "background, lesion"]) == 0
+    data = json.loads((tmp_path / "my.json").read_text())
+    assert data["labels"] == {"0": "background", "1": "lesion"}
+    assert num_classes_of(tmp_path / "my.json") == 2 and class_names(data, 2) == ["background", "lesion"]
+    # the check needs no --num_classes now
+    assert main(["check", str(tmp_path / "my.json")]) == 0
+    for bad, said in [("lesion", "at least two"), ("background,,lesion", "empty name"), ("a,b,a", "named twice")]:
+        assert main([*argv, "--output", str(tmp_path / "bad.json"), "--class_names", bad]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({"0": "background", "1": "liver", "2": "kidney", "3": "bone"}, 4),
+        ({0: "background", 1: "liver"}, 2),
+        ({"0": "background", "2": "kidney"}, 3),  # not 0..K-1: the default, and the data check names the gap
+        ({"background": 0}, 3),
+        ({}, 3),
+        (None, 3),
+    ],
+)
+def test_num_classes_of(labels, expected) -> None:
+    from monai_nacl.data import num_classes_of
+
+    data = {"training": []} if labels is None else {"training": [], "labels": labels}
+    assert num_classes_of(data, default=3) == expected
