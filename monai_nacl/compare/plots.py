@@ -29,12 +29,14 @@ def plot_comparison(
     stems: dict[str, str],
     region: str | None,
     overlays: dict[str, tuple[str, list[str]]] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Draw every row's pictures and the overlays of several rows.
 
     Per row: ``reliability/<stem>.png`` (its test cases and seeds pooled), ``reliability/<stem>_classwise.png``
-    (one panel per class) and ``dataset_reliability/<stem>.png`` (each (case, seed) pair counted as an image);
-    then each overlay.
+    (one panel per class, none for a class no counted voxel is an example of, such as the background in the
+    foreground region) and ``dataset_reliability/<stem>.png`` (each (case, seed) pair counted as an image); then
+    each overlay. Their ECE and CECE are pooled over every voxel of every case and seed, and labelled so.
 
     Args:
         output: the comparison folder.
@@ -43,6 +45,8 @@ def plot_comparison(
         region: the voxels the evaluation counted, stated in the titles.
         overlays: per overlay file (relative to ``output``), its title and the rows drawn in it; default one
             :data:`OVERLAY` of every row.
+        class_names: names of the label values ``0 .. C - 1`` (the task's, as in ``metrics.csv``) for the per-class
+            panels; None: ``class 0``, ``class 1``, ...
 
     Returns:
         per row, ``{"diagram", "classwise", "dataset"}`` paths relative to ``output``.
@@ -56,9 +60,11 @@ def plot_comparison(
             "dataset": f"dataset_reliability/{stems[name]}.png",
         }
         plot_reliability_diagram(pooled, output / files["diagram"], name, region)
-        plot_reliability_diagram(pooled, output / files["classwise"], name, region, classwise=True)
+        plot_reliability_diagram(
+            pooled, output / files["classwise"], name, region, classwise=True, class_names=class_names
+        )
         title = f"{name}: dataset reliability histogram, each test case of each seed an image"
-        plot_dataset_reliability(stats, output / files["dataset"], title, region)
+        plot_dataset_reliability(stats, output / files["dataset"], title, region, class_names=class_names)
         written[name] = files
     if overlays is None:
         overlays = {OVERLAY: ("All rows, test cases and seeds pooled", list(per_case))}

@@ -2,10 +2,11 @@
 
 Figures per run come from what the bundle's evaluation wrote: ``summary.json`` / ``metrics.csv`` of the
 paper's protocol (calibration over ground-truth foreground voxels, 15 bins, per test volume then averaged
-over volumes) and ``all_voxels/summary.json`` (the same metrics over every voxel). The evaluation does not
-write each case's calibration histograms (``calibration_histograms.json``), from which the reliability
-pictures are drawn (:mod:`monai_nacl.compare.plots`): per row its cases and seeds pooled, per class, the
-dataset reliability histogram, and an overlay of all rows.
+over volumes) and ``all_voxels/summary.json`` (the same metrics over every voxel). The evaluation also writes
+each case's calibration histograms (``calibration_histograms.json``, with the task's class names), from which the
+reliability pictures are drawn (:mod:`monai_nacl.compare.plots`): per row its cases and seeds pooled, per class,
+the dataset reliability histogram, and an overlay of all rows. The tables' ECE and CECE are means over test
+volumes; the pictures' are pooled over every voxel of every volume, and both are labelled so.
 
 Each checkpoint evaluated (``--checkpoint``: the best-validation ``model.pt``, the final weights, or both) has its
 own table; every row is compared with the reference row of the same checkpoint (``--reference``, default ``ce``)
@@ -28,7 +29,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -67,6 +68,7 @@ __all__ = [
     "CSV_COLUMNS",
     "PAIRED_COLUMNS",
     "TABLE_COLUMNS",
+    "RunHistograms",
     "build_rows",
     "case_metrics",
     "paired_comparisons",
@@ -255,8 +257,16 @@ def run_history(run_dir: Path) -> list[dict[str, float | None]]:
     return rows
 
 
-def _validated(rows: list[dict[str, float | None]]) -> list[dict[str, float | None]]:
-    return [r for r in rows if r.get("val_nll") is not None and r.get("train_nll") is not None]
+def _series(rows: list[dict[str, float | None]], column: str) -> list[dict[str, float | None]]:
+    """The rows holding ``column``: each NLL's own first and last epoch (validation runs every ``val_interval``
+    epochs, the training NLL at every epoch, so the two have different first epochs)."""
+    return [r for r in rows if r.get(column) is not None]
+
+
+def _first_to_last(series: list[dict[str, float | None]], column: str) -> str:
+    """``1.648 (1) → 1.468 (2)``: the value at the first and at the last epoch that has it, each with its epoch."""
+    first, last = series[0], series[-1]
+    return f"{first[column]:.3f} ({int(first['epoch'])}) → {last[column]:.3f} ({int(last['epoch'])})"
 
 
 def _best_dice_epoch(rows: list[dict[str, float | None]]) -> int | None:
@@ -267,23 +277,26 @@ def _best_dice_epoch(rows: list[dict[str, float | None]]) -> int | None:
 
 
 def _history_lines(histories: dict[str, list[dict[str, float | None]]], picture: str | None) -> list[str]:
-    """The over-fitting section: per loss, training and validation NLL at the first and last validation, the epoch
-    of the lowest validation NLL (after which it rises) and the epoch of the best-validation checkpoint."""
-    header = "| loss | epochs | train NLL first → last | val NLL first → last | lowest val NLL (epoch) | best val Dice (epoch) |"
+    """The over-fitting section: per loss, the training NLL at its first and last epoch and the validation NLL at the
+    first and last validation (each with its epoch), the epoch of the lowest validation NLL (after which it rises)
+    and the epoch of the best-validation checkpoint."""
+    header = (
+        "| loss | epochs | train NLL first → last (epoch) | val NLL first → last (epoch) | lowest val NLL (epoch) "
+        "| best val Dice (epoch) |"
+    )
     table = [header, "|---|---|---|---|---|---|"]
     rising = []
     for name, rows in histories.items():
-        validated = _validated(rows)
-        if not validated:
+        train, validated = _series(rows, "train_nll"), _series(rows, "val_nll")
+        if not train or not validated:
             continue
-        first, last = validated[0], validated[-1]
+        last = validated[-1]
         lowest = min(validated, key=lambda r: r["val_nll"])
         best_epoch = _best_dice_epoch(rows)
         dice = "n/a" if best_epoch is None else f"{best_epoch}"
         table.append(
-            f"| {name} | {int(rows[-1]['epoch'])} | {first['train_nll']:.3f} → {last['train_nll']:.3f} | "
-            f"{first['val_nll']:.3f} → {last['val_nll']:.3f} | {lowest['val_nll']:.3f} ({int(lowest['epoch'])}) | "
-            f"{dice} |"
+            f"| {name} | {int(rows[-1]['epoch'])} | {_first_to_last(train, 'train_nll')} | "
+            f"{_first_to_last(validated, 'val_nll')} | {lowest['val_nll']:.3f} ({int(lowest['epoch'])}) | {dice} |"
         )
         if last["val_nll"] > lowest["val_nll"]:
             rising.append(
@@ -318,18 +331,29 @@ def _stem(path: str) -> str:
     return re.sub(r"(\.nii\.gz|\.nii|\.mha|\.nrrd)$", "", name)
 
 
-def run_histograms(eval_dir: Path) -> tuple[CalibrationStatistics, str | None] | None:
-    """The per-case calibration histograms one evaluated run wrote, and the region they count.
+class RunHistograms(NamedTuple):
+    """What one evaluated run's ``calibration_histograms.json`` holds."""
+
+    statistics: CalibrationStatistics
+    """Per-case calibration histograms (leading dimension: the run's test cases)."""
+    region: str | None
+    """The voxels they count (``foreground``, ...)."""
+    class_names: list[str] | None
+    """Names of the label values ``0 .. C - 1`` (the columns of ``metrics.csv``); None when not recorded."""
+
+
+def run_histograms(eval_dir: Path) -> RunHistograms | None:
+    """The per-case calibration histograms one evaluated run wrote, the region they count and the class names.
 
     Returns:
-        ``(statistics, region)``, or None when the run has no ``calibration_histograms.json`` (evaluated by an
+        a :class:`RunHistograms`, or None when the run has no ``calibration_histograms.json`` (evaluated by an
         older version): no picture rather than a guess.
     """
     path = eval_dir / HISTOGRAMS
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
-    return statistics_from_dict(saved["statistics"]), saved.get("region")
+    return RunHistograms(statistics_from_dict(saved["statistics"]), saved.get("region"), saved.get("class_names"))
 
 
 def _test_labels(context: dict[str, Any]) -> dict[str, str]:
@@ -435,6 +459,23 @@ CHECKPOINT_NOTES = {
         "a network memorising its training labels shows it; its post-hoc rows are fitted for these weights."
     ),
 }
+
+
+MEAN_OVER_VOLUMES = (
+    "Calibration columns: mean over test volumes of each volume's value (the reliability diagrams below give pooled "
+    "values, every voxel of every volume at once)."
+)
+"""The line above each table: which of the two ECEs a reader sees there."""
+
+
+def _cece_note(class_names: Sequence[str] | None) -> str:
+    """What the CECE column averages, naming the classes when the evaluations recorded them."""
+    classes = f"all {len(class_names)} classes ({', '.join(class_names)})" if class_names else "all classes"
+    return (
+        f"- CECE: per class c the ECE of p_c against 1[y = c], then the unweighted mean over {classes}, background "
+        "included: in the foreground columns no voxel is background, so its term there is the mean background "
+        "probability (the per-class pictures leave its panel out and state its ECE)."
+    )
 
 
 def _paired_lines(
@@ -624,12 +665,13 @@ def write_report(
     write_per_case_csv(rows, paired_columns, reference, output / "per_case.csv")
     num_bins = int(context.get("num_bins", 15))
     labels = _test_labels(context)
-    per_case, regions = {}, set()
+    per_case, regions, class_names = {}, set(), None
     for row in rows:
         runs = [run_histograms(folder) for folder in folders[row.key]]
         if runs and all(run is not None for run in runs):
-            per_case[row.key] = concatenate_statistics([stats for stats, _ in runs])
-            regions.update(region for _, region in runs)
+            per_case[row.key] = concatenate_statistics([run.statistics for run in runs])
+            regions.update(run.region for run in runs)
+            class_names = class_names or next((run.class_names for run in runs if run.class_names), None)
     region = ", ".join(sorted(r for r in regions if r)) or None
     overlays = {
         overlay_file(checkpoint, checkpoints): (
@@ -638,7 +680,7 @@ def write_report(
         )
         for checkpoint in checkpoints
     }
-    pictures = plot_comparison(output, per_case, {key: _slug(key) for key in per_case}, region, overlays)
+    pictures = plot_comparison(output, per_case, {key: _slug(key) for key in per_case}, region, overlays, class_names)
     trained = list(dict.fromkeys(spec.variant for spec in specs))
     histories = {
         variant.name: run_history(next(s.run_dir for s in specs if s.variant == variant)) for variant in trained
@@ -666,6 +708,8 @@ def write_report(
             "",
             CHECKPOINT_NOTES.get(checkpoint, "") + _checkpoint_epochs(checkpoint, histories),
             "",
+            MEAN_OVER_VOLUMES,
+            "",
             markdown_table(table, TABLE_COLUMNS, flagged=flagged),
             "",
         ]
@@ -687,6 +731,7 @@ def write_report(
             "|accuracy - confidence| over the non-empty bins); AdaECE the adaptive ECE over equal-mass bins. "
             "'all' columns: the same over every voxel of the volume."
         ),
+        _cece_note(class_names),
     ]
     lines += [POSTHOC_NOTES[method].format(region=context.get("ts_region", "all")) for method in posthoc]
     lines.append("")
@@ -715,7 +760,9 @@ def write_report(
             "",
             (
                 f"From each evaluation's calibration histograms (region: {region}), all test volumes and seeds "
-                f"pooled, every row of a checkpoint in one diagram: "
+                "pooled: the ECE and CECE in their legends and titles are pooled over every counted voxel at once, "
+                "not the tables' mean over volumes (`<metric> pooled` in `summary.csv`). Every row of a checkpoint "
+                "in one diagram: "
                 + ", ".join(f"[{CHECKPOINT_TITLES[c].lower()}]({overlay_file(c, checkpoints)})" for c in checkpoints)
                 + "; per row its diagram, per-class diagrams and dataset reliability "
                 "histogram (per class and confidence bin, the test images by their accuracy in that bin):"

@@ -154,12 +154,14 @@ class SegmentationReportHandler:
       over every counted voxel of every case together), ``pooled_over`` (those voxels in words, e.g. "ground-truth
       foreground voxels (label != 0) of every case"), ``num_bins``, ``region`` and ``skipped`` (the cases left out
       before the run, with the data check's findings); undefined values are ``null``;
-    - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``
-      and ``statistics``, see :func:`~monai_nacl.metrics.statistics_to_dict`), from which the comparison report
-      draws its pictures;
+    - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``,
+      ``class_names`` of the label values ``0 .. num_classes - 1`` and ``statistics``, see
+      :func:`~monai_nacl.metrics.statistics_to_dict`), from which the comparison report draws its pictures;
     - with matplotlib installed, the pictures of :mod:`monai_nacl.metrics.plots`: ``reliability.png`` (pooled
-      reliability diagram), ``reliability_classwise.png`` (one per class) and ``dataset_reliability.png`` (the
-      dataset reliability histogram of Barfoot et al.: per class and confidence bin, the images by accuracy).
+      reliability diagram), ``reliability_classwise.png`` (one panel per class, named by ``class_names``; none for a
+      class absent from the counted voxels, such as the background in the ``foreground`` region) and
+      ``dataset_reliability.png`` (the dataset reliability histogram of Barfoot et al.: per class and confidence bin,
+      the images by accuracy).
 
     The items must hold softmax probabilities and integer labels on the same grid, e.g. after ``Invertd`` back
     to the original image space. Under ``torch.distributed`` the rows and histograms of all ranks are gathered
@@ -406,16 +408,21 @@ class SegmentationReportHandler:
 
         per_case = CalibrationStatistics.from_vector(torch.cat(case_vectors).cpu(), self.num_classes, self.num_bins, 1)
         if self.histograms_filename:
-            histograms = {"cases": cases, "region": self.region, "statistics": statistics_to_dict(per_case)}
+            histograms = {
+                "cases": cases,
+                "region": self.region,
+                "class_names": self.class_names,
+                "statistics": statistics_to_dict(per_case),
+            }
             atomic_write_text(os.path.join(self.output_dir, self.histograms_filename), json.dumps(histograms) + "\n")
         title = f"Evaluation, {len(cases)} case(s) pooled"
         pictures = {
             self.diagram_filename: lambda tmp: plot_reliability_diagram(pooled, tmp, title, self.region),
             self.classwise_diagram_filename: lambda tmp: plot_reliability_diagram(
-                pooled, tmp, title, self.region, classwise=True
+                pooled, tmp, title, self.region, classwise=True, class_names=self.class_names
             ),
             self.dataset_diagram_filename: lambda tmp: plot_dataset_reliability(
-                per_case, tmp, "Evaluation, dataset reliability histogram", self.region
+                per_case, tmp, "Evaluation, dataset reliability histogram", self.region, class_names=self.class_names
             ),
         }
         pictures = {name: draw for name, draw in pictures.items() if name}

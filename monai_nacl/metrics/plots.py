@@ -1,13 +1,18 @@
 """The reliability pictures of this package, drawn from :class:`~monai_nacl.metrics.CalibrationStatistics`.
 
 - :func:`reliability_figure` / :func:`plot_reliability_diagram`: reliability diagram with its confidence histogram
-  (Guo et al. 2017, Fig. 1 style): accuracy per bin as bars, the gap to the bin's mean confidence shaded by its
-  direction (over-confident: confidence above accuracy; under-confident: below), the share of voxels per bin
-  underneath. Several models (a mapping of statistics) are overlaid as curves; ``classwise=True`` draws one
-  panel per class from the classwise histograms (``p_c`` against ``1[y = c]``).
+  (Guo et al. 2017, Fig. 1 style): accuracy per bin as blue bars, the gap to the bin's mean confidence drawn by its
+  direction (over-confident, confidence above accuracy: a red box on top of the bar; under-confident, below: an
+  orange hatch over the bar's top), the share of voxels per bin underneath. Several models (a mapping of
+  statistics) are overlaid as curves; ``classwise=True`` draws one panel per class from the classwise histograms
+  (``p_c`` against ``1[y = c]``).
 - :func:`dataset_reliability_figure` / :func:`plot_dataset_reliability`: the dataset reliability histogram of
   Barfoot et al. (see :func:`~monai_nacl.metrics.reliability.dataset_reliability_histogram`) as one heat map per
   class.
+
+A class of which no counted voxel is an example (the background in the ``foreground`` region) has no panel: its
+frequency is 0 in every bin. The CECE in a title or legend still averages the ECE of every class, that one included
+(its ECE is the mean probability given to it), as the metric does; the title says so and names the class left out.
 
 matplotlib is an optional extra (``pip install monai_nacl[plot]``): it is imported only when a figure is drawn,
 and without pyplot, so no GUI backend or global figure state is involved.
@@ -83,6 +88,30 @@ def _check_statistics(stats: Any, what: str) -> CalibrationStatistics:
     return stats
 
 
+def _class_names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    names = [str(n) for n in class_names] if class_names is not None else [f"class {c}" for c in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"got {len(names)} class names for {num_classes} classes ({names}); give one name per label value "
+            f"0 .. {num_classes - 1}, background included."
+        )
+    return names
+
+
+def _absent_classes(classwise: torch.Tensor) -> set[int]:
+    """The classes of which no counted voxel is an example (``sum 1[y = c] = 0`` over every image and bin), e.g. the
+    background in the foreground region: their panel would only show ``1[y = c] = 0`` in every bin, and their ECE is
+    the mean probability given to them."""
+    count, _, hits = classwise.reshape(-1, *classwise.shape[-3:]).sum(0).unbind(-2)  # (C, M) each
+    return {c for c in range(count.shape[0]) if float(count[c].sum()) > 0 and float(hits[c].sum()) == 0}
+
+
+def _drawn_classes(absent: set[int], num_classes: int) -> list[int]:
+    """Every class but the absent ones (all of them when no class would be left)."""
+    drawn = [c for c in range(num_classes) if c not in absent]
+    return drawn or list(range(num_classes))
+
+
 def _panels(stats: CalibrationStatistics, classwise: bool, class_names: Sequence[str] | None) -> list[tuple]:
     """``(name, bins)`` of each panel: the top label, or each class's histogram read as a top-label histogram."""
     if not classwise:
@@ -92,9 +121,7 @@ def _panels(stats: CalibrationStatistics, classwise: bool, class_names: Sequence
     if stats.classwise is None or stats.classwise.ndim != 3:
         raise ValueError("a classwise reliability diagram needs pooled classwise histograms (C, 3, M).")
     num_classes = stats.classwise.shape[0]
-    names = list(class_names) if class_names is not None else [f"class {c}" for c in range(num_classes)]
-    if len(names) != num_classes:
-        raise ValueError(f"got {len(names)} class names for {num_classes} classes; give one name per class.")
+    names = _class_names(class_names, num_classes)
     panels = []
     for c in range(num_classes):
         single = CalibrationStatistics(stats.num_bins, stats.sub_bins, stats.classwise[c], None, stats.totals)
@@ -108,24 +135,20 @@ def _values(bins: Mapping[str, torch.Tensor]) -> dict[str, list[float]]:
 
 def _gap_patches(Patch: Any, classwise: bool) -> list[Any]:
     """Legend patches drawn exactly like the bars (opaque colours, so an overlap never changes a colour)."""
-    accuracy = "the class frequency" if classwise else "accuracy"
+    accuracy = "frequency of the class" if classwise else "accuracy"
     return [
-        Patch(
-            facecolor=ACCURACY_COLOR,
-            edgecolor="black",
-            label=f"{accuracy.removeprefix('the ')} (height of the outlined bar)",
-        ),
+        Patch(facecolor=ACCURACY_COLOR, edgecolor="black", label=f"{accuracy}: the blue bar, in every bin"),
         Patch(
             facecolor=OVER_CONFIDENT_FACE,
             edgecolor=OVER_CONFIDENT_COLOR,
             hatch="//",
-            label=f"over-confident: mean confidence above {accuracy}",
+            label=f"over-confident: mean confidence above\n{accuracy} (red box on top of the bar)",
         ),
         Patch(
-            facecolor=UNDER_CONFIDENT_FACE,
+            facecolor=ACCURACY_COLOR,
             edgecolor=UNDER_CONFIDENT_COLOR,
             hatch="\\\\",
-            label=f"under-confident: mean confidence below {accuracy}",
+            label=f"under-confident: mean confidence below\n{accuracy} (orange hatch inside the bar)",
         ),
     ]
 
@@ -136,18 +159,21 @@ def _smallest_share(panel_bins: Sequence[Mapping[str, torch.Tensor]]) -> float:
 
 
 def _draw_bars(top: Any, bottom: Any, bins: Mapping[str, torch.Tensor]) -> None:
-    """One model: outlined bars of accuracy; between accuracy and the bin's mean confidence, the gap in the colour of
-    its direction (opaque, over the blue where the model is under-confident); the voxel share below."""
+    """One model: the accuracy of every bin as a blue bar; the gap to the bin's mean confidence as a box between the
+    two, red and stacked on the bar where the model is over-confident, an orange hatch over the bar's top where it is
+    under-confident (the bar stays blue up to the accuracy); the voxel share below.
+
+    Axes containers, in order: accuracy bars, over-confident gaps, under-confident gaps, accuracy outlines."""
     v = _values(bins)
     lefts, widths = v["edges"][:-1], [b - a for a, b in zip(v["edges"][:-1], v["edges"][1:])]
     filled = [i for i, a in enumerate(v["accuracy"]) if not math.isnan(a)]
     acc = [v["accuracy"][i] for i in filled]
     conf = [v["confidence"][i] for i in filled]
     x, w = [lefts[i] for i in filled], [widths[i] for i in filled]
-    top.bar(x, [min(a, c) for a, c in zip(acc, conf)], width=w, align="edge", color=ACCURACY_COLOR, linewidth=0)
+    top.bar(x, acc, width=w, align="edge", color=ACCURACY_COLOR, linewidth=0)
     for over, face, edge, hatch in (
         (True, OVER_CONFIDENT_FACE, OVER_CONFIDENT_COLOR, "//"),
-        (False, UNDER_CONFIDENT_FACE, UNDER_CONFIDENT_COLOR, "\\\\"),
+        (False, ACCURACY_COLOR, UNDER_CONFIDENT_COLOR, "\\\\"),
     ):
         keep = [k for k in range(len(filled)) if (conf[k] > acc[k] if over else conf[k] < acc[k])]
         top.bar(
@@ -193,11 +219,14 @@ def reliability_figure(
 ) -> Any:
     """Reliability diagram(s) with confidence histogram, from pooled statistics.
 
-    Top, per confidence bin ``(lower, upper]``: one model's accuracy as bars, with the gap to the bin's mean
-    confidence hatched in red where the model is over-confident (mean confidence above accuracy) and in orange
-    where it is under-confident; several models as curves of accuracy against mean confidence (above the diagonal:
+    Top, per confidence bin ``(lower, upper]``: one model's accuracy as blue bars in every bin, with the gap to the
+    bin's mean confidence as a red hatched box on top of the bar where the model is over-confident (mean confidence
+    above accuracy) and an orange hatch over the bar's top, down to the mean confidence, where it is
+    under-confident; several models as curves of accuracy against mean confidence (above the diagonal:
     under-confident, below: over-confident). Bottom: the share of counted voxels per bin (log scale). The title
-    gives the pooled ECE (the CECE for ``classwise``), the region and the number of voxels.
+    gives the pooled ECE (for ``classwise`` the pooled CECE, the unweighted mean of every class's ECE, and which
+    classes it averages), the region and the number of voxels. Pooled: from the histograms of every counted voxel at
+    once, which differs from a mean over cases of per-case ECEs.
 
     Args:
         stats: pooled :class:`~monai_nacl.metrics.CalibrationStatistics` of one model (e.g.
@@ -206,8 +235,11 @@ def reliability_figure(
         title: first line of the title (e.g. the run and epoch); a single named model adds ": <name>".
         region: the voxels the statistics count (``"foreground"``, ...), stated in the title when given.
         classwise: one panel per class from the classwise histograms (confidence ``p_c``, accuracy the frequency of
-            ``y = c``) instead of one top-label panel (confidence ``max_c p_c``, accuracy ``1[argmax p = y]``).
-        class_names: panel names of the classes (default ``class 0``, ``class 1``, ...).
+            ``y = c``) instead of one top-label panel (confidence ``max_c p_c``, accuracy ``1[argmax p = y]``). A class
+            of which no counted voxel is an example in any model's statistics has no panel (see the module
+            docstring); the title names it.
+        class_names: names of the label values ``0 .. C - 1`` (e.g. ``["background", "liver", "kidney"]``) for the
+            panels and the title (default ``class 0``, ``class 1``, ...).
 
     Returns:
         a ``matplotlib.figure.Figure``.
@@ -224,24 +256,39 @@ def reliability_figure(
         for name, s in models.items()
     }
     names = [panel_name for panel_name, _ in next(iter(panels.values()))]
-    # per model: its ECE per panel; the title/legend figure is the ECE (top label) or their mean, the CECE
+    # per model: its ECE per class; the title/legend figure is the ECE (top label) or the mean over every class, the
+    # CECE, absent classes included: the same number as the metric's
     eces = {model: [float(bins["ece"]) for _, bins in model_panels] for model, model_panels in panels.items()}
     score = {model: sum(values) / len(values) for model, values in eces.items()}
+    drawn = list(range(len(names)))
+    notes = []
+    if classwise:
+        absent = set.intersection(*(_absent_classes(s.classwise) for s in models.values()))
+        drawn = _drawn_classes(absent, len(names))
+        notes.append(f"CECE: mean of the ECE of all {len(names)} classes ({', '.join(names)})")
+        hidden = [c for c in range(len(names)) if c not in drawn]
+        if hidden:
+            ece = "" if len(models) > 1 else " (ECE " + ", ".join(_percent(eces[only][c]) for c in hidden) + ")"
+            notes.append(
+                f"not drawn: {', '.join(names[c] for c in hidden)}{ece}, of which no counted voxel is an example "
+                "(its frequency is 0 in every bin; its ECE is the mean probability given to it)"
+            )
     # computed from the pooled histograms (every voxel of every case at once), not the mean over cases of the tables
     score_name = "pooled CECE" if classwise else "pooled ECE"
     overlay = len(models) > 1
     # more than ten curves: tab20's twenty colours (pairs of one hue, dark then light), so that no two curves share one
     palette = [f"C{k}" for k in range(10)] if len(models) <= 10 else [f"tab20:{k}" for k in range(20)]
     colors = {model: _colour(palette[k % len(palette)]) for k, model in enumerate(models)}
-    columns = min(len(names), _MAX_COLUMNS)
-    rows = math.ceil(len(names) / columns)
+    columns = min(len(drawn), _MAX_COLUMNS)
+    rows = math.ceil(len(drawn) / columns)
     width = _PANEL_WIDTH * columns + 0.4
     if overlay and len(models) > 9:
         width = max(width, 7.6)  # room for the two-column legend
     figure = Figure(figsize=(width, 5.4 * rows + 0.9), layout="constrained")
     grid = figure.add_gridspec(2 * rows, columns, height_ratios=[3, 1] * rows)
-    for index, panel_name in enumerate(names):
-        row, column = divmod(index, columns)
+    for position, index in enumerate(drawn):
+        panel_name = names[index]
+        row, column = divmod(position, columns)
         top = figure.add_subplot(grid[2 * row, column])
         bottom = figure.add_subplot(grid[2 * row + 1, column], sharex=top)
         for model, model_panels in panels.items():
@@ -292,7 +339,7 @@ def reliability_figure(
     if not overlay:
         facts.append(f"{float(next(iter(models.values())).totals[..., 0].sum()):,.0f} voxels")
     heading = title or ("Classwise reliability diagrams" if classwise else "Reliability diagram")
-    _suptitle(figure, [heading, ", ".join(facts)], width)
+    _suptitle(figure, [heading, ", ".join(facts), *notes], width)
     return figure
 
 
@@ -305,14 +352,15 @@ def dataset_reliability_figure(
 ) -> Any:
     """Dataset reliability histogram (Barfoot et al.): one heat map per class, x the confidence bin of ``p_c``,
     y the image's accuracy in that bin (frequency of ``y = c``), colour the number of images; the diagonal is
-    perfect calibration, and a column spread far from it shows images that disagree.
+    perfect calibration, and a column spread far from it shows images that disagree. A class of which no counted
+    voxel of any image is an example (the background in the ``foreground`` region) has no panel; the title names it.
 
     Args:
         stats: per-image statistics with classwise histograms ``(B, C, 3, M)``, see
             :func:`~monai_nacl.metrics.reliability.dataset_reliability_histogram`.
         title: first line of the title.
         region: the voxels the statistics count, stated in the title when given.
-        class_names: panel names of the classes (default ``class 0``, ``class 1``, ...).
+        class_names: names of the label values ``0 .. C - 1`` for the panels (default ``class 0``, ``class 1``, ...).
         num_accuracy_bins: accuracy bins (default ``stats.num_bins``).
 
     Returns:
@@ -323,12 +371,10 @@ def dataset_reliability_figure(
 
     histogram = dataset_reliability_histogram(_check_statistics(stats, "stats"), num_accuracy_bins)
     count = histogram["count"]
-    num_classes = count.shape[0]
-    names = list(class_names) if class_names is not None else [f"class {c}" for c in range(num_classes)]
-    if len(names) != num_classes:
-        raise ValueError(f"got {len(names)} class names for {num_classes} classes; give one name per class.")
-    columns = min(num_classes, _MAX_COLUMNS)
-    rows = math.ceil(num_classes / columns)
+    names = _class_names(class_names, count.shape[0])
+    drawn = _drawn_classes(_absent_classes(stats.classwise), len(names))
+    columns = min(len(drawn), _MAX_COLUMNS)
+    rows = math.ceil(len(drawn) / columns)
     width = 3.6 * columns + 1.2
     figure = Figure(figsize=(width, 3.6 * rows + 1.0), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
@@ -339,11 +385,12 @@ def dataset_reliability_figure(
     cmap = colormaps["viridis"].resampled(int(most)) if most <= 12 else colormaps["viridis"]
     edges, accuracy_edges = histogram["edges"].numpy(), histogram["accuracy_edges"].numpy()
     image = None
-    for c in range(rows * columns):
-        ax = axes[c // columns][c % columns]
-        if c >= num_classes:
+    for position in range(rows * columns):
+        ax = axes[position // columns][position % columns]
+        if position >= len(drawn):
             ax.set_visible(False)
             continue
+        c = drawn[position]
         grid = np.ma.masked_equal(count[c].numpy().T, 0.0)  # (accuracy bins, confidence bins); no image: blank
         image = ax.pcolormesh(edges, accuracy_edges, grid, cmap=cmap, vmin=0.5, vmax=most + 0.5)
         ax.plot([0, 1], [0, 1], linestyle="--", color="black", linewidth=1)
@@ -351,10 +398,10 @@ def dataset_reliability_figure(
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
         ax.set_title(names[c], fontsize=10)
-        if c + columns >= num_classes:  # no panel below: this one carries the x axis
+        if position + columns >= len(drawn):  # no panel below: this one carries the x axis
             ax.tick_params(labelbottom=True)
             ax.set_xlabel("confidence p (bin)")
-        if c % columns == 0:
+        if position % columns == 0:
             ax.set_ylabel("per-image frequency of the class")
     bar = figure.colorbar(image, ax=axes, shrink=0.8, label="number of images")
     if most <= 12:
@@ -363,7 +410,9 @@ def dataset_reliability_figure(
     if region:
         facts.append(f"region: {region}")
     facts.append("colour: images per cell, white: none")
-    _suptitle(figure, [title or "Dataset reliability histogram", ", ".join(facts)], width)
+    hidden = [names[c] for c in range(len(names)) if c not in drawn]
+    note = f"not drawn: {', '.join(hidden)}, of which no counted voxel of any image is an example" if hidden else ""
+    _suptitle(figure, [title or "Dataset reliability histogram", ", ".join(facts), note], width)
     return figure
 
 

@@ -28,7 +28,11 @@ def _evaluated_run(folder, seed, num_cases=2):
     labels = torch.randint(0, 3, (num_cases, 6, 6), generator=g)
     stats = calibration_statistics(probs, labels, num_bins=5, mask=region_mask(labels, "foreground"), per_image=True)
     folder.mkdir(parents=True)
-    saved = {"cases": [f"case{k}" for k in range(num_cases)], "region": "foreground"}
+    saved = {
+        "cases": [f"case{k}" for k in range(num_cases)],
+        "region": "foreground",
+        "class_names": ["background", "liver", "kidney"],
+    }
     (folder / "calibration_histograms.json").write_text(json.dumps({**saved, "statistics": statistics_to_dict(stats)}))
     return stats
 
@@ -36,11 +40,12 @@ def _evaluated_run(folder, seed, num_cases=2):
 def test_pictures_from_saved_histograms(tmp_path):
     runs = [_evaluated_run(tmp_path / "runs" / "ce" / f"seed{s}", seed=s) for s in (0, 1)]
     read = [run_histograms(tmp_path / "runs" / "ce" / f"seed{s}") for s in (0, 1)]
-    assert [region for _, region in read] == ["foreground", "foreground"]
-    for (stats, _), expected in zip(read, runs):
-        assert torch.equal(stats.classwise, coarse_statistics(expected).classwise)
+    assert [run.region for run in read] == ["foreground", "foreground"]
+    assert [run.class_names for run in read] == [["background", "liver", "kidney"]] * 2
+    for run, expected in zip(read, runs):
+        assert torch.equal(run.statistics.classwise, coarse_statistics(expected).classwise)
     assert run_histograms(tmp_path / "runs" / "missing") is None  # evaluated before histograms were saved
-    per_case = {"ce + TS": concatenate_statistics([s for s, _ in read])}
+    per_case = {"ce + TS": concatenate_statistics([run.statistics for run in read])}
     assert per_case["ce + TS"].classwise.shape[0] == 4  # 2 cases x 2 seeds, each an image of the dataset histogram
     written = plot_comparison(tmp_path, per_case, {"ce + TS": "ce_TS"}, "foreground")
     assert written["ce + TS"]["dataset"] == "dataset_reliability/ce_TS.png"

@@ -186,8 +186,8 @@ def test_reproducibility_record(tmp_path, monkeypatch):
 
 
 def test_report_shows_training_against_validation_nll(tmp_path: Path, monkeypatch) -> None:
-    """history.csv of each loss's first seed becomes a table (first -> last validation, lowest validation NLL) and a
-    picture; epochs without validation are read as missing values."""
+    """history.csv of each loss's first seed becomes a table (each NLL from its first to its last epoch, lowest
+    validation NLL) and a picture; epochs without validation are read as missing values."""
     histories = {
         "ce": "epoch,train_loss,train_nll,val_nll,val_mean_dice\n1,0.9,0.80,0.70,0.5\n2,0.5,0.40,,\n3,0.2,0.10,0.90,0.6\n",
         "nacl": "epoch,train_loss,train_nll,val_nll\n1,1.0,0.85,0.72\n2,0.6,0.45,\n3,0.4,0.30,0.50\n",
@@ -198,8 +198,8 @@ def test_report_shows_training_against_validation_nll(tmp_path: Path, monkeypatc
         (folder / "history.csv").write_text(text)
     text = write_synthetic_report(tmp_path, monkeypatch).read_text()
     assert "## Training against validation NLL" in text
-    assert "| ce | 3 | 0.800 → 0.100 | 0.700 → 0.900 | 0.700 (1) | 3 |" in text
-    assert "| nacl | 3 | 0.850 → 0.300 | 0.720 → 0.500 | 0.500 (3) | n/a |" in text
+    assert "| ce | 3 | 0.800 (1) → 0.100 (3) | 0.700 (1) → 0.900 (3) | 0.700 (1) | 3 |" in text
+    assert "| nacl | 3 | 0.850 (1) → 0.300 (3) | 0.720 (1) → 0.500 (3) | 0.500 (3) | n/a |" in text
     rising = (
         "- `ce`: the validation NLL is lowest at epoch 1 (0.700) and rises to 0.900 by epoch 3; the best-validation"
     )
@@ -255,3 +255,37 @@ def test_confidence_against_accuracy_per_row() -> None:
     assert lines[0] == "## Confidence against accuracy" and "(region: foreground)" in lines[2]
     assert lines[6:-1] == ["| ce | final checkpoint | 85.0 | 62.5 | +22.5 (over-confident) |"]  # nacl: no histograms
     assert report._confidence_lines(rows, {}, None) == []
+
+
+def test_nll_table_reads_each_nll_from_its_own_first_epoch(tmp_path: Path, monkeypatch) -> None:
+    """The run of the issue: 2 epochs, validation only after the last one (val_interval 5). The training NLL is
+    1.648 at epoch 1 and 1.468 at epoch 2; the table once showed 1.468 -> 1.468, the first validated row's value."""
+    folder = tmp_path / "runs" / "ce" / "seed0"
+    folder.mkdir(parents=True)
+    (folder / "history.csv").write_text(
+        "epoch,train_loss,train_nll,val_nll,val_mean_dice\n1,1.70,1.648,,\n2,1.50,1.468,1.402,0.31\n"
+    )
+    text = write_synthetic_report(tmp_path, monkeypatch).read_text()
+    assert "| ce | 2 | 1.648 (1) → 1.468 (2) | 1.402 (2) → 1.402 (2) | 1.402 (2) | 2 |" in text
+    assert "- `ce`: the validation NLL is lowest" not in text  # one validation: nothing rises
+
+
+def test_report_says_which_ece_is_a_mean_over_volumes_and_what_cece_averages(tmp_path: Path, monkeypatch) -> None:
+    """Above each table: its calibration columns are means over volumes; the notes say what CECE averages, naming the
+    classes when the evaluations recorded them."""
+    tables = {"best": synthetic_rows(), "final": synthetic_rows()}
+    lines = write_synthetic_report(tmp_path, monkeypatch, tables).read_text().splitlines()
+    for title in ("## Best-validation checkpoint", "## Final checkpoint"):
+        start = lines.index(title)
+        table = next(k for k in range(start, len(lines)) if lines[k].startswith("| loss |"))
+        assert lines[table - 2] == report.MEAN_OVER_VOLUMES
+        assert lines[table - 2].startswith("Calibration columns: mean over test volumes of each volume's value")
+    cece = next(line for line in lines if line.startswith("- CECE:"))
+    assert cece.startswith(
+        "- CECE: per class c the ECE of p_c against 1[y = c], then the unweighted mean over all classes"
+    )
+    assert "background included" in cece  # no histograms in this report: the classes are not named
+    assert report._cece_note(["background", "liver", "kidney", "bone"]).startswith(
+        "- CECE: per class c the ECE of p_c against 1[y = c], then the unweighted mean over all 4 classes "
+        "(background, liver, kidney, bone), background included"
+    )
