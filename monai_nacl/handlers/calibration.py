@@ -25,8 +25,10 @@ class CalibrationMetricHandler(IgniteMetricHandler):
     Wraps :class:`~monai_nacl.metrics.SegmentationCalibrationMetric`: every iteration adds the batch's float64
     histograms; at the end of the round the selected metric is computed over all counted voxels of the round
     (``per_case=False``) or as the mean of per-image values (``per_case=True``, the NACL papers' protocol), and
-    with ``save_details`` the per-image values go to ``engine.state.metric_details[name]`` (shape
-    ``(num_images, 1)``), as MONAI's metric handlers do (e.g. for ``MetricsSaver``).
+    with ``save_details`` the per-image values go to ``engine.state.metric_details[name]``, as MONAI's metric handlers
+    do (e.g. for ``MetricsSaver``): shape ``(num_images, 1)`` for the pooled names (one value per image), and for the
+    marginal names ``(num_images, C)`` per image and class (``C - 1`` without background), as MONAI's
+    ``CalibrationError`` saves them.
 
     Region: by default the ground-truth foreground (``label != 0``, the papers' protocol), as in
     :class:`~monai_nacl.metrics.SegmentationCalibrationMetric` and :func:`~monai_nacl.metrics.evaluate_segmentation`.
@@ -36,6 +38,18 @@ class CalibrationMetricHandler(IgniteMetricHandler):
     itself (per image and class, one class against the rest, mean over classes and images): with
     ``region="all"``, ``num_bins`` and ``include_background`` as given to MONAI's handler, ``"marginal_ece"``
     reports the number MONAI's ``CalibrationError(calibration_reduction="expected")`` reports.
+
+    Inputs MONAI accepts are accepted with MONAI's values and shapes: a single probability channel (sigmoid output)
+    with a ``(B, 1, *spatial)`` binary reference as it is, and per-channel (multi-label) probabilities that need not
+    sum to 1, with a ``(B, C, *spatial)`` binary reference, with ``activation="sigmoid"`` (without it such channels
+    are refused as a softmax that does not sum to 1, which catches logits and unnormalised outputs). Each channel is
+    then a binary problem, ``p_c`` against ``y_c``, as in MONAI (see
+    :class:`~monai_nacl.metrics.SegmentationCalibrationMetric` for what the other names measure then, and for the
+    foreground region of a per-channel reference). MONAI counts every voxel: ``region="all"`` for its numbers.
+
+    Classwise names (``"cece"``, ``"cace"``, ``"cadaece"``) average over ``class_set``: every class (``"all"``,
+    default) or the NACL authors' classes ``0..max(label)`` of the counted voxels (``"up_to_max_label"``, per image
+    with ``per_case=True``).
 
     Args:
         metric_name: which value to report: one of :data:`~monai_nacl.metrics.METRIC_NAMES` (``"ece"``,
@@ -49,10 +63,15 @@ class CalibrationMetricHandler(IgniteMetricHandler):
         per_case: report the mean of per-image values instead of the value over all voxels of the round (the
             marginal values are per image in both modes).
         include_background: marginal names only: keep class 0 (MONAI's option of the same name).
-        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``: ``y_pred`` softmax probabilities
-            ``(B, C, *spatial)`` (not logits, not one-hot), ``y`` labels ``(B, 1, *spatial)``; e.g.
-            ``from_engine(["pred", "label"])`` after an ``Activationsd(keys="pred", softmax=True)`` post-transform.
+        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``: ``y_pred`` probabilities
+            ``(B, C, *spatial)`` (not logits, not one-hot), ``y`` labels ``(B, 1, *spatial)`` or a ``(B, C, *spatial)``
+            one-hot (sigmoid: per-channel) reference; e.g. ``from_engine(["pred", "label"])`` after an
+            ``Activationsd(keys="pred", softmax=True)`` post-transform.
         save_details: save per-image values to ``engine.state.metric_details``.
+        activation: how the channels of ``y_pred`` are read: ``"softmax"`` (default, one distribution over C classes)
+            or ``"sigmoid"`` (each channel a probability of its own, multi-label; always so for one channel).
+        class_set: classes the classwise names average over, ``"all"`` (default, ours) or ``"up_to_max_label"`` (the
+            NACL authors', see :data:`~monai_nacl.metrics.functional.CLASS_SETS`).
     """
 
     def __init__(
@@ -65,6 +84,8 @@ class CalibrationMetricHandler(IgniteMetricHandler):
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
         include_background: bool = True,
+        activation: str = "softmax",
+        class_set: str = "all",
     ) -> None:
         if metric_name not in METRIC_NAMES + tuple(MARGINAL_NAMES):
             raise ValueError(
@@ -72,21 +93,19 @@ class CalibrationMetricHandler(IgniteMetricHandler):
                 "MONAI's average calibration error; the adaptive ECE is 'adaece')."
             )
         self.metric_name = metric_name
+        options = {"region": region, "band_width": band_width, "per_case": per_case, "activation": activation}
         if metric_name in MARGINAL_NAMES:
             metric_fn = SegmentationCalibrationMetric(
-                region=region,
-                band_width=band_width,
-                per_case=per_case,
                 marginal_bins=20 if num_bins is None else num_bins,
                 marginal_include_background=include_background,
+                **options,
             )
         else:
             metric_fn = SegmentationCalibrationMetric(
                 num_bins=15 if num_bins is None else num_bins,
-                region=region,
-                band_width=band_width,
-                per_case=per_case,
                 keep_case_values=save_details or per_case,
+                class_set=class_set,
+                **options,
             )
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
@@ -97,8 +116,11 @@ class CalibrationMetricHandler(IgniteMetricHandler):
         if self.save_details:
             if self._engine is None or self._name is None:
                 raise RuntimeError("please call the attach() function to connect expected engine first.")
-            per_image = self.metric_fn.case_values()[self.metric_name]
-            self._engine.state.metric_details[self._name] = per_image[:, None]
+            if self.metric_name in MARGINAL_NAMES:
+                details = self.metric_fn.marginal_class_values()[self.metric_name]
+            else:
+                details = self.metric_fn.case_values()[self.metric_name][:, None]
+            self._engine.state.metric_details[self._name] = details
         return float(values[self.metric_name])
 
     def attach(self, engine: Engine, name: str) -> None:  # type: ignore[override]

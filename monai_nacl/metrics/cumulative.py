@@ -13,6 +13,7 @@ from monai.utils import MetricReduction, look_up_option
 from monai_nacl.metrics.functional import (
     DEFAULT_RESOLUTION,
     calibration_values,
+    check_class_set,
     marginal_values,
     reliability_from_statistics,
     sub_bins_for,
@@ -21,10 +22,11 @@ from monai_nacl.metrics.statistics import (
     REGIONS,
     CalibrationStatistics,
     calibration_statistics,
-    hard_labels,
     marginal_statistics,
     prepare_inputs,
+    reference_labels,
     region_mask,
+    resolve_activation,
 )
 
 __all__ = ["MARGINAL_NAMES", "METRIC_NAMES", "SegmentationCalibrationMetric"]
@@ -37,7 +39,8 @@ and Brier score (definitions in :mod:`monai_nacl.metrics.functional`)."""
 MARGINAL_NAMES = {"marginal_ece": "expected", "marginal_ace": "average", "marginal_mce": "maximum"}
 """Values reported when the metric is built with ``marginal_bins``: MONAI's ``CalibrationErrorMetric`` with
 ``calibration_reduction`` expected / average / maximum (per image and class, one class against the rest, see
-:func:`~monai_nacl.metrics.functional.marginal_calibration_error`), averaged over classes and images."""
+:func:`~monai_nacl.metrics.functional.marginal_calibration_error`), averaged as MONAI's ``metric_reduction="mean"``
+averages them: over the non-NaN classes of each image, then over the images."""
 
 
 class SegmentationCalibrationMetric(CumulativeIterationMetric):
@@ -62,8 +65,20 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
       reduced over images by MONAI's ``reduction`` (NaN values of images with an empty region are skipped).
 
     The marginal values (``marginal_bins`` set) are per image by definition (MONAI's quantity): in both modes their
-    ``aggregate()`` is the mean over images of the mean over classes. With ``region="all"``, the same
-    ``num_bins`` and ``include_background`` they equal ``monai.metrics.CalibrationErrorMetric(...).aggregate()``.
+    ``aggregate()`` is the mean over images of the mean over classes, and :meth:`marginal_class_values` keeps them
+    per image and class, ``(num_images, C)`` as MONAI's buffer. With ``region="all"``, the same ``num_bins`` and
+    ``include_background`` they equal ``monai.metrics.CalibrationErrorMetric(...).aggregate()``.
+
+    Sigmoid channels (``activation="sigmoid"``, and any single channel): MONAI's inputs are accepted as MONAI accepts
+    them, per-channel probabilities that need not sum to 1 with a ``(B, C, *spatial)`` binary (or soft) reference in
+    which any number of channels may be positive. Each channel is then a binary problem, ``p_c`` against ``y_c``, as
+    in MONAI: the marginal values are MONAI's, the classwise values are per channel, the top-label values pool the
+    binary decisions of every (voxel, channel) pair (see :func:`~monai_nacl.metrics.statistics.calibration_statistics`),
+    and the foreground region is where any channel of the reference is positive.
+
+    Classwise means (``cece``, ``cace``, ``cmce``, ``cadaece``) average over ``class_set``: all classes (``"all"``,
+    the default) or the NACL authors' classes ``0..max(label)`` of the counted voxels (``"up_to_max_label"``; per
+    image in per-case mode, the authors' protocol, over the pooled voxels otherwise).
 
     The adaptive ECE is formed from a fine histogram of ``resolution`` sub-bins, with an error bound (see
     :func:`~monai_nacl.metrics.functional.adaptive_calibration_error`); every other value is exact.
@@ -83,6 +98,10 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         keep_case_values: compute and keep every image's values (:meth:`case_values`), which costs more than its
             histograms; ``False`` keeps only the pooled histograms, for a dataset-pooled value read once per round
             (a training metric). Per-case mode and the marginal values need them.
+        class_set: classes the classwise means average over, ``"all"`` (default, ours) or ``"up_to_max_label"`` (the
+            NACL authors', see :data:`~monai_nacl.metrics.functional.CLASS_SETS`).
+        activation: ``"softmax"`` (default: the channels are the classes of one distribution and sum to 1) or
+            ``"sigmoid"`` (each channel a probability of its own, multi-label; implied for a single channel).
 
     Example:
         >>> metric = SegmentationCalibrationMetric()  # foreground voxels
@@ -102,8 +121,13 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         marginal_bins: int | None = None,
         marginal_include_background: bool = True,
         keep_case_values: bool = True,
+        class_set: str = "all",
+        activation: str = "softmax",
     ) -> None:
         super().__init__()
+        self.class_set = check_class_set(class_set)
+        resolve_activation(activation, 2)
+        self.activation = activation
         if not keep_case_values and (per_case or marginal_bins is not None):
             raise ValueError(
                 "keep_case_values=False keeps no per-image values, which per_case=True and marginal_bins need; "
@@ -137,38 +161,50 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         """Statistics of one batch.
 
         Args:
-            y_pred: ``(B, C, *spatial)`` probabilities (softmax output, not logits).
-            y: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels or ``(B, C, *spatial)`` one-hot/soft reference.
+            y_pred: ``(B, C, *spatial)`` probabilities (softmax or, with ``activation="sigmoid"``, sigmoid output; not
+                logits).
+            y: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels or ``(B, C, *spatial)`` one-hot/soft reference
+                (sigmoid: per-channel reference).
             mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, combined (AND) with the region.
 
         Returns:
-            ``[statistics (B, S), values (B, len(metric_names))]``: per-image histogram vectors and metric values.
+            ``[statistics (B, S), values (B, V)]``: per-image histogram vectors and metric values: one column per
+            name of :attr:`metric_names`, then (marginal values) one column per marginal name and class.
         """
         if y is None:
             raise ValueError("SegmentationCalibrationMetric needs the reference labels y.")
-        prepare_inputs(y_pred, y, mask)  # shape checks before the region is derived from y
+        prepare_inputs(y_pred, y, mask, self.activation)  # shape checks before the region is derived from y
         if self.num_classes is not None and y_pred.shape[1] != self.num_classes:
             raise ValueError(
                 f"y_pred has {y_pred.shape[1]} channels but earlier batches had {self.num_classes}; "
                 "call reset() before evaluating a model with another number of classes."
             )
         self.num_classes = int(y_pred.shape[1])
-        region = region_mask(hard_labels(y, tuple(y_pred.shape)), self.region, self.band_width)
+        region = region_mask(reference_labels(y, tuple(y_pred.shape), self.activation), self.region, self.band_width)
         if mask is not None:
             user = torch.as_tensor(mask).reshape((y_pred.shape[0], *y_pred.shape[2:])).to(y_pred.device) != 0
             region = user if region is None else region & user
         stats = calibration_statistics(
-            y_pred, y, num_bins=self.num_bins, mask=region, sub_bins=self.sub_bins, per_image=True
+            y_pred,
+            y,
+            num_bins=self.num_bins,
+            mask=region,
+            sub_bins=self.sub_bins,
+            per_image=True,
+            activation=self.activation,
         )
         if not self.keep_case_values:
             return [stats.to_vector(), stats.totals.new_zeros(stats.totals.shape[0], 0)]
-        values = calibration_values(stats)
+        values = calibration_values(stats, self.class_set)
         columns = [values[name] for name in METRIC_NAMES]
-        if self.marginal_bins is not None:
-            hist = marginal_statistics(y_pred, y, num_bins=self.marginal_bins, mask=region)
-            marginal = marginal_values(hist if self.marginal_include_background else hist[:, 1:])
-            columns += [marginal[reduction].mean(-1) for reduction in MARGINAL_NAMES.values()]
-        return [stats.to_vector(), torch.stack(columns, dim=-1)]
+        if self.marginal_bins is None:
+            return [stats.to_vector(), torch.stack(columns, dim=-1)]
+        hist = marginal_statistics(y_pred, y, num_bins=self.marginal_bins, mask=region, activation=self.activation)
+        marginal = marginal_values(hist if self.marginal_include_background else hist[:, 1:])
+        per_class = [marginal[reduction] for reduction in MARGINAL_NAMES.values()]  # (B, C') each
+        # MONAI's metric_reduction="mean": first over the non-NaN classes of each image
+        columns += [torch.nanmean(value, dim=-1) for value in per_class]
+        return [stats.to_vector(), torch.cat([torch.stack(columns, dim=-1), *per_class], dim=-1)]
 
     def extend(self, *data: Any) -> None:
         """Add a batch: histogram vectors go into one running sum (bounded memory), per-case values are kept."""
@@ -198,6 +234,15 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
             raise RuntimeError("this metric was built with keep_case_values=False: it keeps no per-image values.")
         values = self._require_data()[1]
         return {name: values[:, k] for k, name in enumerate(self.metric_names)}
+
+    def marginal_class_values(self) -> dict[str, torch.Tensor]:
+        """Per image and class, the marginal values ``{name: (num_images, C)}`` (``C - 1`` columns without background),
+        what MONAI's ``CalibrationErrorMetric`` buffers (its ``metric_reduction="none"``), NaN where an image has no
+        counted voxel."""
+        if self.marginal_bins is None:
+            raise RuntimeError("this metric was built without marginal_bins: it computes no marginal values.")
+        values = self._require_data()[1][:, len(self.metric_names) :]
+        return dict(zip(MARGINAL_NAMES, values.reshape(values.shape[0], len(MARGINAL_NAMES), -1).unbind(1)))
 
     @staticmethod
     def _mean_over_images(value: torch.Tensor) -> float:
@@ -230,7 +275,7 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
                     stacklevel=2,
                 )
             return result
-        values = calibration_values(self.pooled_statistics())
+        values = calibration_values(self.pooled_statistics(), self.class_set)
         if float(values["count"]) == 0:
             warnings.warn(
                 f"no voxel was counted in region '{self.region}'; the calibration values are NaN.", stacklevel=2

@@ -134,6 +134,7 @@ def evaluate_segmentation(
     num_bins: int = 15,
     region: str = "foreground",
     include_background: bool = False,
+    class_set: str = "all",
 ) -> dict:
     """Dice, HD95 and calibration (ECE, CECE, ACE, CACE, AdaECE, CAdaECE, MCE, NLL, Brier) per case, mean and pooled.
 
@@ -149,7 +150,9 @@ def evaluate_segmentation(
     their mean over cases (the papers' figure) and dataset-pooled (every counted voxel of every case together,
     from a running sum of the cases' histograms, so memory does not grow with the number of cases). Names as in
     :data:`~monai_nacl.metrics.METRIC_NAMES`: ``ace`` / ``cace`` are MONAI's average calibration error, the
-    adaptive ECE is ``adaece`` / ``cadaece``.
+    adaptive ECE is ``adaece`` / ``cadaece``. The classwise means (``cece``, ...) average over ``class_set``: all
+    classes (default) or, as the NACL authors do, classes ``0..max(label)`` of each case's counted voxels (the pooled
+    values: of all counted voxels).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities, or a sequence of ``(C, *spatial)`` cases of any sizes.
@@ -159,6 +162,8 @@ def evaluate_segmentation(
         num_bins: number of calibration bins.
         region: calibration region, ``"all"``, ``"foreground"``, ``"band"`` or ``"bbox"``.
         include_background: include class 0 in DSC/HD95.
+        class_set: ``"all"`` (default, ours) or ``"up_to_max_label"`` (the NACL authors'), see
+            :data:`~monai_nacl.metrics.functional.CLASS_SETS`.
 
     Returns:
         ``{"classes": [k, ...], "per_case": {...}, "mean": {...}, "pooled": {...}, "pooled_statistics": ...,
@@ -179,11 +184,18 @@ def evaluate_segmentation(
     if not prob_cases:
         raise ValueError("evaluate_segmentation needs at least one case.")
     num_classes = prob_cases[0].shape[1]
+    if prob_cases[0].ndim < 3 or num_classes < 2:
+        raise ValueError(
+            f"evaluate_segmentation needs softmax probabilities over C >= 2 classes (the segmentation is their "
+            f"argmax), got a case of shape {tuple(prob_cases[0].shape)}; for one sigmoid channel p pass "
+            "torch.cat([1 - p, p], dim=1), for multi-label channels use SegmentationCalibrationMetric(activation="
+            "'sigmoid')."
+        )
     first = 0 if include_background else 1
     classes = list(range(first, num_classes))
     # The metric's per-batch step only, never its buffers: those sync across ranks, and this call must stay
     # rank-local (each rank of a distributed evaluation scores its own cases; the caller gathers the rows).
-    calibration = SegmentationCalibrationMetric(num_bins=num_bins, region=region, per_case=True)
+    calibration = SegmentationCalibrationMetric(num_bins=num_bins, region=region, per_case=True, class_set=class_set)
     pooled_vector: torch.Tensor | None = None
     case_values, case_statistics = [], []
     dsc, hd95, empty_pred, empty_ref = [], [], [], []
@@ -222,7 +234,7 @@ def evaluate_segmentation(
     for name in METRIC_NAMES:
         mean[name] = float(_nanmean(per_case[name]))
     pooled_statistics = CalibrationStatistics.from_vector(pooled_vector, num_classes, num_bins, calibration.sub_bins)
-    pooled_values = calibration_values(pooled_statistics)
+    pooled_values = calibration_values(pooled_statistics, class_set)
     pooled = {name: float(pooled_values[name]) for name in METRIC_NAMES}
     return {
         "classes": classes,

@@ -17,7 +17,14 @@ prefix is the classwise mean. The adaptive (equal-mass) ECE is AdaECE, never ACE
 - ECE, top label (Guo et al. 2017; NACL: 15 bins): ``sum_m |sum_{B_m} conf - sum_{B_m} acc| / N`` with
   ``conf = max_c p_c`` and ``acc = 1[argmax p = y]`` (soft reference: ``q_{argmax p}``).
 - CECE, classwise (Kull et al. 2019; NACL): for each class the ECE of ``p_c`` against ``1[y = c]`` (``q_c``),
-  over all N voxels, then the unweighted mean over the C classes (background included, as the authors do).
+  over all N voxels, then the unweighted mean over a set of classes, ``class_set`` (:data:`CLASS_SETS`):
+  ``"all"`` (default, ours): all C classes, background included, whatever the counted voxels hold;
+  ``"up_to_max_label"`` (the NACL authors' evaluation): classes ``0..K`` with ``K`` the highest label among the
+  counted voxels, so a volume without its highest class averages over fewer classes (their
+  ``ClasswiseECELoss``: ``num_classes = max(labels) + 1`` over the voxels it is given, github Bala93/MarginLoss
+  ``calibrate/evaluation/metrics.py``, called per volume on the foreground voxels by
+  ``calibrate/evaluation/calib_segment_test.py``; the same code in Bala93/CRac). The other classwise means (CACE,
+  CMCE, CAdaECE) average over the same set.
 - ACE, average calibration error (MONAI's "average" reduction; Barfoot et al. 2024): the unweighted mean of
   ``|mean_{B_m} conf - mean_{B_m} acc|`` over the non-empty bins; CACE the classwise mean of each class's ACE.
 - MCE (Naeini et al. 2015): ``max_m |mean_{B_m} conf - mean_{B_m} acc|`` over non-empty bins.
@@ -37,6 +44,13 @@ prefix is the classwise mean. The adaptive (equal-mass) ECE is AdaECE, never ACE
   :data:`~monai_nacl.metrics.statistics.NLL_EPS`.
 - Brier (Brier 1950, multiclass form): ``sum_c (p_c - 1[y = c])^2 / N`` (soft: ``(p_c - q_c)^2``), in [0, 2].
 
+Sigmoid channels (``activation="sigmoid"``, and any single channel; see
+:data:`~monai_nacl.metrics.statistics.ACTIVATIONS`): each channel ``c`` is a binary problem, ``p_c`` against its
+own reference ``y_c`` (several channels may be positive at a voxel), as in MONAI's ``CalibrationErrorMetric``. The
+classwise values are then per channel, the top-label values pool the binary decisions of every (voxel, channel)
+pair (confidence ``max(p_c, 1 - p_c)``), NLL is the sum over channels of the binary cross-entropy per voxel and
+Brier ``sum_c (p_c - y_c)^2`` per voxel. The marginal values are MONAI's in both readings.
+
 An empty selection (mask or region without voxels) gives NaN and a warning, never an exception.
 """
 
@@ -54,6 +68,7 @@ from monai_nacl.metrics.statistics import (
 )
 
 __all__ = [
+    "CLASS_SETS",
     "MARGINAL_REDUCTIONS",
     "adaptive_calibration_error",
     "average_calibration_error",
@@ -71,6 +86,10 @@ __all__ = [
 
 DEFAULT_RESOLUTION = 10000
 """Fine sub-bins of the histogram behind the adaptive ECE (rounded up to a multiple of ``num_bins``)."""
+
+CLASS_SETS = ("all", "up_to_max_label")
+"""Classes a classwise mean (CECE, CACE, CMCE, CAdaECE) averages over: ``"all"`` the C classes (ours, the default);
+``"up_to_max_label"`` classes ``0..K``, ``K`` the highest label among the counted voxels (the NACL authors')."""
 
 MARGINAL_REDUCTIONS = ("expected", "average", "maximum")
 """Reductions over bins of :func:`marginal_calibration_error`, MONAI's ``CalibrationReduction`` values."""
@@ -133,20 +152,52 @@ def _adaptive(hist: torch.Tensor, num_bins: int) -> tuple[torch.Tensor, torch.Te
     return adaece, bound
 
 
-def calibration_values(stats: CalibrationStatistics) -> dict[str, torch.Tensor]:
+def check_class_set(class_set: str) -> str:
+    """``class_set`` if it is one of :data:`CLASS_SETS`, else a ValueError naming both conventions."""
+    if class_set not in CLASS_SETS:
+        raise ValueError(
+            f"class_set must be one of {CLASS_SETS}, got {class_set!r}: 'all' averages the classwise values over "
+            "every class (ours), 'up_to_max_label' over classes 0..max(label) of the counted voxels (the NACL "
+            "authors' evaluation)."
+        )
+    return class_set
+
+
+def _class_mean(per_class: torch.Tensor, classwise: torch.Tensor, class_set: str) -> torch.Tensor:
+    """Mean of ``per_class`` (..., C) over the classes of ``class_set``, read from the histograms (..., C, 3, M).
+
+    ``"up_to_max_label"``: class ``c`` occurs among the counted voxels when its accuracy sum (the number of voxels
+    labelled ``c``; soft: the reference mass ``sum q_c``) is positive; the mean runs over ``0..K``, ``K`` the highest
+    such class (absent classes below ``K`` included, as in the authors' loop). NaN when no voxel was counted.
+    """
+    if class_set == "all":
+        return per_class.mean(-1)
+    occurs = classwise[..., 2, :].sum(-1) > 0
+    index = torch.arange(occurs.shape[-1], device=occurs.device)
+    highest = torch.where(occurs, index, -1).amax(-1, keepdim=True)
+    kept = index <= highest
+    return torch.where(kept, per_class, 0.0).sum(-1) / kept.sum(-1)
+
+
+def calibration_values(stats: CalibrationStatistics, class_set: str = "all") -> dict[str, torch.Tensor]:
     """Turn histograms into metric values (the second half of every metric here).
 
     Args:
         stats: statistics from :func:`~monai_nacl.metrics.statistics.calibration_statistics`, possibly summed over
             batches/ranks, possibly with leading per-image dimensions.
+        class_set: classes the classwise means average over (:data:`CLASS_SETS`): ``"all"`` (default, ours) or
+            ``"up_to_max_label"`` (the NACL authors': ``0..K``, ``K`` the highest label of the counted voxels of each
+            set of statistics, i.e. of each image for per-image statistics, of the pool for pooled ones).
 
     Returns:
         ``{name: value}``, float64 tensors with the leading dimensions of ``stats``: ``ece``, ``ace``,
         ``mce``, ``adaece``, ``adaece_bound`` (top label, when computed); ``cece``, ``cace``, ``cmce``, ``cadaece``,
-        ``cadaece_bound`` (classwise means, when computed); ``nll``, ``brier``; and ``count`` (counted voxels).
+        ``cadaece_bound`` (classwise means over ``class_set``, when computed); ``nll``, ``brier``; and ``count``
+        (counted voxels).
         The adaptive ECE is exact up to its bound, which is loose when ``sub_bins`` is small. NaN where no voxel
         was counted.
     """
+    check_class_set(class_set)
     nb = stats.num_bins
     count = stats.totals[..., 0]
     values = {"count": count, "nll": stats.totals[..., 1] / count, "brier": stats.totals[..., 2] / count}
@@ -156,11 +207,15 @@ def calibration_values(stats: CalibrationStatistics) -> dict[str, torch.Tensor]:
         values["mce"] = _mce(stats.top_label, nb)
         values["adaece"], values["adaece_bound"] = _adaptive(stats.top_label, nb)
     if stats.classwise is not None:
-        values["cece"] = _ece(stats.classwise, nb).mean(-1)
-        values["cace"] = _average(stats.classwise, nb).mean(-1)
-        values["cmce"] = _mce(stats.classwise, nb).mean(-1)
+
+        def mean(per_class: torch.Tensor) -> torch.Tensor:
+            return _class_mean(per_class, stats.classwise, class_set)
+
+        values["cece"] = mean(_ece(stats.classwise, nb))
+        values["cace"] = mean(_average(stats.classwise, nb))
+        values["cmce"] = mean(_mce(stats.classwise, nb))
         cadaece, cadaece_bound = _adaptive(stats.classwise, nb)
-        values["cadaece"], values["cadaece_bound"] = cadaece.mean(-1), cadaece_bound.mean(-1)
+        values["cadaece"], values["cadaece_bound"] = mean(cadaece), mean(cadaece_bound)
     return values
 
 
@@ -177,15 +232,21 @@ def _values(
     num_bins: int,
     mask: torch.Tensor | None,
     what: str,
+    class_set: str = "all",
     **options: object,
 ) -> dict[str, torch.Tensor]:
+    check_class_set(class_set)
     stats = calibration_statistics(probs, labels, num_bins=num_bins, mask=mask, **options)
     warn_if_empty(float(stats.totals[0]), what)
-    return calibration_values(stats)
+    return calibration_values(stats, class_set)
 
 
 def expected_calibration_error(
-    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15, mask: torch.Tensor | None = None
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 15,
+    mask: torch.Tensor | None = None,
+    activation: str = "softmax",
 ) -> torch.Tensor:
     """Top-label ECE pooled over every counted voxel: ``sum_m |sum_{B_m} (conf - acc)| / N``.
 
@@ -199,6 +260,7 @@ def expected_calibration_error(
         num_bins: number of equal-width confidence bins (15 in the NACL papers).
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count (e.g. ``labels != 0`` for
             the authors' foreground protocol).
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
@@ -208,28 +270,50 @@ def expected_calibration_error(
         >>> round(expected_calibration_error(probs, torch.tensor([[0, 0]]), num_bins=2).item(), 6)  # |1.6 - 1| / 2
         0.3
     """
-    return _values(probs, labels, num_bins, mask, "expected_calibration_error", classwise=False)["ece"]
+    return _values(probs, labels, num_bins, mask, "expected_calibration_error", classwise=False, activation=activation)[
+        "ece"
+    ]
 
 
 def classwise_calibration_error(
-    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15, mask: torch.Tensor | None = None
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 15,
+    mask: torch.Tensor | None = None,
+    class_set: str = "all",
+    activation: str = "softmax",
 ) -> torch.Tensor:
-    """Classwise ECE (CECE): ``1/C sum_c sum_m |sum_{B_m^c} (p_c - 1[y = c])| / N``.
+    """Classwise ECE (CECE): ``1/|S| sum_{c in S} sum_m |sum_{B_m^c} (p_c - 1[y = c])| / N``.
 
     For each class ``c``, the ECE of ``p_c`` against ``1[y = c]`` (or ``q_c``) over all counted voxels, bins
-    ``(lower, upper]`` on ``p_c``; unweighted mean over all C classes, as in the NACL authors' evaluation. Region:
-    every voxel where ``mask`` is nonzero (all voxels without a mask).
+    ``(lower, upper]`` on ``p_c``; unweighted mean over the class set ``S``: by default all C classes (ours);
+    ``class_set="up_to_max_label"`` gives the NACL authors' ``S = {0..K}``, ``K`` the highest label among the
+    counted voxels (pass one volume at a time for their per-volume figure). Region: every voxel where ``mask`` is
+    nonzero (all voxels without a mask).
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities.
         labels: integer labels ``(B, 1, *spatial)`` / ``(B, *spatial)`` or ``(B, C, *spatial)`` one-hot/soft reference.
         num_bins: number of equal-width bins.
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+        class_set: classes the classwise mean averages over, ``"all"`` (default, ours) or ``"up_to_max_label"``
+            (the NACL authors'), see :data:`CLASS_SETS`.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
+
+    Example:
+        >>> probs = torch.tensor([[[0.6, 0.2], [0.3, 0.7], [0.1, 0.1]]], dtype=torch.float64)  # classes 0..2
+        >>> labels = torch.tensor([[1, 1]])  # class 2 absent: the authors' set is {0, 1}
+        >>> round(classwise_calibration_error(probs, labels, num_bins=1).item(), 6)  # (0.4 + 0.5 + 0.1) / 3
+        0.333333
+        >>> round(classwise_calibration_error(probs, labels, 1, class_set="up_to_max_label").item(), 6)  # 0.9 / 2
+        0.45
     """
-    return _values(probs, labels, num_bins, mask, "classwise_calibration_error", top_label=False)["cece"]
+    return _values(
+        probs, labels, num_bins, mask, "classwise_calibration_error", class_set, top_label=False, activation=activation
+    )["cece"]
 
 
 def maximum_calibration_error(
@@ -238,6 +322,8 @@ def maximum_calibration_error(
     num_bins: int = 15,
     mask: torch.Tensor | None = None,
     classwise: bool = False,
+    class_set: str = "all",
+    activation: str = "softmax",
 ) -> torch.Tensor:
     """Maximum calibration error: ``max_m |mean_{B_m} conf - mean_{B_m} acc|`` over non-empty bins.
 
@@ -249,13 +335,17 @@ def maximum_calibration_error(
         num_bins: number of equal-width bins.
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
         classwise: False: top label; True: the MCE of each class's ``p_c`` against ``1[y = c]``, averaged over C.
+        class_set: classes the classwise mean averages over, ``"all"`` (default, ours) or ``"up_to_max_label"``
+            (the NACL authors'), see :data:`CLASS_SETS`.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
     """
+    what = "maximum_calibration_error"
     if classwise:
-        return _values(probs, labels, num_bins, mask, "maximum_calibration_error", top_label=False)["cmce"]
-    return _values(probs, labels, num_bins, mask, "maximum_calibration_error", classwise=False)["mce"]
+        return _values(probs, labels, num_bins, mask, what, class_set, top_label=False, activation=activation)["cmce"]
+    return _values(probs, labels, num_bins, mask, what, classwise=False, activation=activation)["mce"]
 
 
 def adaptive_calibration_error(
@@ -266,6 +356,8 @@ def adaptive_calibration_error(
     classwise: bool = False,
     resolution: int = DEFAULT_RESOLUTION,
     return_bound: bool = False,
+    class_set: str = "all",
+    activation: str = "softmax",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Adaptive ECE (AdaECE) over ``num_bins`` equal-mass bins, from a fine histogram (bounded memory, streamable).
 
@@ -283,13 +375,16 @@ def adaptive_calibration_error(
         classwise: False: top label; True: per class (``p_c`` against ``1[y = c]``), averaged over C.
         resolution: number of fine equal-width sub-bins (rounded up to a multiple of ``num_bins``).
         return_bound: also return the error bound.
+        class_set: classes the classwise mean averages over, ``"all"`` (default, ours) or ``"up_to_max_label"``
+            (the NACL authors'), see :data:`CLASS_SETS`.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor (and its error bound when ``return_bound``); NaN when no voxel is counted.
     """
-    options = {"sub_bins": sub_bins_for(num_bins, resolution)}
+    options = {"sub_bins": sub_bins_for(num_bins, resolution), "activation": activation}
     options["top_label" if classwise else "classwise"] = False
-    values = _values(probs, labels, num_bins, mask, "adaptive_calibration_error", **options)
+    values = _values(probs, labels, num_bins, mask, "adaptive_calibration_error", class_set, **options)
     key = "cadaece" if classwise else "adaece"
     return (values[key], values[f"{key}_bound"]) if return_bound else values[key]
 
@@ -300,6 +395,8 @@ def average_calibration_error(
     num_bins: int = 15,
     mask: torch.Tensor | None = None,
     classwise: bool = False,
+    class_set: str = "all",
+    activation: str = "softmax",
 ) -> torch.Tensor:
     """Average calibration error (ACE), MONAI's "average" reduction, pooled over every counted voxel.
 
@@ -315,6 +412,9 @@ def average_calibration_error(
         num_bins: number of equal-width bins.
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
         classwise: False: top label; True: per class, averaged over C.
+        class_set: classes the classwise mean averages over, ``"all"`` (default, ours) or ``"up_to_max_label"``
+            (the NACL authors'), see :data:`CLASS_SETS`.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
@@ -324,9 +424,10 @@ def average_calibration_error(
         >>> round(average_calibration_error(probs, torch.tensor([[0, 0]]), num_bins=2).item(), 6)  # |0.8 - 0.5|
         0.3
     """
+    what = "average_calibration_error"
     if classwise:
-        return _values(probs, labels, num_bins, mask, "average_calibration_error", top_label=False)["cace"]
-    return _values(probs, labels, num_bins, mask, "average_calibration_error", classwise=False)["ace"]
+        return _values(probs, labels, num_bins, mask, what, class_set, top_label=False, activation=activation)["cace"]
+    return _values(probs, labels, num_bins, mask, what, classwise=False, activation=activation)["ace"]
 
 
 def marginal_values(hist: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -351,6 +452,7 @@ def marginal_calibration_error(
     reduction: str = "expected",
     include_background: bool = True,
     mask: torch.Tensor | None = None,
+    activation: str = "softmax",
 ) -> torch.Tensor:
     """MONAI's ``CalibrationErrorMetric`` quantity: per image and class, one class against the rest.
 
@@ -360,7 +462,9 @@ def marginal_calibration_error(
     ECE of class c), ``"average"`` (ACE, unweighted mean over non-empty bins) or ``"maximum"`` (MCE). MONAI's
     ``aggregate()`` (``metric_reduction="mean"``) is the mean of this ``(B, C)`` tensor over its non-NaN entries.
     Region: every voxel where ``mask`` is nonzero (all voxels without a mask, as in MONAI, which has no mask).
-    Unlike CECE this is per image, never pooled over voxels of several images.
+    Unlike CECE this is per image, never pooled over voxels of several images. Every channel is its own binary
+    problem in both readings of the channels; ``activation="sigmoid"`` (implied for a single channel) accepts what
+    MONAI accepts: per-channel probabilities that need not sum to 1 with a ``(B, C, *spatial)`` binary reference.
 
     Args:
         probs: ``(B, C, *spatial)`` probabilities (softmax over C).
@@ -370,6 +474,7 @@ def marginal_calibration_error(
         reduction: ``"expected"``, ``"average"`` or ``"maximum"``.
         include_background: keep class 0 (MONAI's option of the same name).
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         ``(B, C)`` float64 (``(B, C - 1)`` without background); NaN for an image without counted voxels.
@@ -381,7 +486,7 @@ def marginal_calibration_error(
     """
     if reduction not in MARGINAL_REDUCTIONS:
         raise ValueError(f"reduction must be one of {MARGINAL_REDUCTIONS} (MONAI's names), got {reduction!r}.")
-    hist = marginal_statistics(probs, labels, num_bins=num_bins, mask=mask)
+    hist = marginal_statistics(probs, labels, num_bins=num_bins, mask=mask, activation=activation)
     warn_if_empty(float(hist[:, 0, 0].sum()), "marginal_calibration_error")
     if not include_background:
         hist = hist[:, 1:]
@@ -389,9 +494,10 @@ def marginal_calibration_error(
 
 
 def negative_log_likelihood(
-    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None, activation: str = "softmax"
 ) -> torch.Tensor:
-    """Mean negative log-likelihood ``-1/N sum log p_y`` (soft reference: ``-1/N sum_c q_c log p_c``).
+    """Mean negative log-likelihood ``-1/N sum log p_y`` (soft reference: ``-1/N sum_c q_c log p_c``; sigmoid channels:
+    ``-1/N sum_voxels sum_c [y_c log p_c + (1 - y_c) log(1 - p_c)]``).
 
     Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
@@ -399,16 +505,20 @@ def negative_log_likelihood(
         probs: ``(B, C, *spatial)`` probabilities (clamped at ``NLL_EPS`` inside the log).
         labels: integer labels or ``(B, C, *spatial)`` one-hot/soft reference.
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
     """
-    options = {"top_label": False, "classwise": False}
+    options = {"top_label": False, "classwise": False, "activation": activation}
     return _values(probs, labels, 1, mask, "negative_log_likelihood", **options)["nll"]
 
 
-def brier_score(probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Multiclass Brier score ``1/N sum_voxels sum_c (p_c - 1[y = c])^2`` (soft: ``(p_c - q_c)^2``), in [0, 2].
+def brier_score(
+    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None, activation: str = "softmax"
+) -> torch.Tensor:
+    """Multiclass Brier score ``1/N sum_voxels sum_c (p_c - 1[y = c])^2`` (soft: ``(p_c - q_c)^2``), in [0, 2] (sigmoid
+    channels: ``(p_c - y_c)^2`` summed over channels, in [0, C]).
 
     Region: every voxel where ``mask`` is nonzero (all voxels without a mask).
 
@@ -416,11 +526,12 @@ def brier_score(probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | 
         probs: ``(B, C, *spatial)`` probabilities.
         labels: integer labels or ``(B, C, *spatial)`` one-hot/soft reference.
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         0-dim float64 tensor; NaN (with a warning) when no voxel is counted.
     """
-    options = {"top_label": False, "classwise": False}
+    options = {"top_label": False, "classwise": False, "activation": activation}
     return _values(probs, labels, 1, mask, "brier_score", **options)["brier"]
 
 
@@ -447,7 +558,11 @@ def reliability_from_statistics(stats: CalibrationStatistics) -> dict[str, torch
 
 
 def reliability_statistics(
-    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15, mask: torch.Tensor | None = None
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 15,
+    mask: torch.Tensor | None = None,
+    activation: str = "softmax",
 ) -> dict[str, torch.Tensor]:
     """Per-bin count, mean confidence and accuracy of the top label (the data of a reliability diagram).
 
@@ -458,11 +573,12 @@ def reliability_statistics(
         labels: integer labels or ``(B, C, *spatial)`` one-hot/soft reference.
         num_bins: number of equal-width bins, ``(lower, upper]``.
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``, True where voxels count.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, how the channels are read (see the module docstring).
 
     Returns:
         see :func:`reliability_from_statistics` (the numbers that
         :func:`~monai_nacl.metrics.plots.plot_reliability_diagram` draws from the statistics).
     """
-    stats = calibration_statistics(probs, labels, num_bins=num_bins, mask=mask, classwise=False)
+    stats = calibration_statistics(probs, labels, num_bins=num_bins, mask=mask, classwise=False, activation=activation)
     warn_if_empty(float(stats.totals[0]), "reliability_statistics")
     return reliability_from_statistics(stats)

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from monai.utils import convert_to_tensor
 
 __all__ = [
+    "ACTIVATIONS",
     "NLL_EPS",
     "PROBABILITY_TOLERANCE",
     "REGIONS",
@@ -57,9 +58,18 @@ __all__ = [
     "hard_labels",
     "marginal_statistics",
     "prepare_inputs",
+    "reference_labels",
     "region_mask",
+    "resolve_activation",
     "warn_if_empty",
 ]
+
+ACTIVATIONS = ("softmax", "sigmoid")
+"""How the channels of ``probs`` are read. ``"softmax"``: the C channels are the classes of one distribution (they
+sum to 1 at every voxel). ``"sigmoid"``: each channel is a probability of its own (multi-label, e.g. BraTS's
+overlapping regions, or one foreground channel), as MONAI's ``CalibrationErrorMetric`` reads every input; channel
+``c`` is the binary problem ``p_c`` against ``y_c``. A single channel is always read as a sigmoid (a softmax over one
+channel is the constant 1)."""
 
 PROBABILITY_TOLERANCE = 1e-3
 """Largest accepted ``|sum_c p_c - 1|`` (float16 softmax outputs are off by ~1e-3; float32 by ~1e-6)."""
@@ -182,34 +192,48 @@ def checked_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must be a tensor or array, got {type(x).__name__}.") from e
 
 
+def resolve_activation(activation: str, channels: int) -> str:
+    """The reading of ``channels`` probability channels under ``activation`` (see :data:`ACTIVATIONS`): one channel
+    is always a sigmoid."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {ACTIVATIONS}, got {activation!r}: 'softmax' when the channels sum to 1 "
+            "(one class per voxel), 'sigmoid' when each channel is a probability of its own (multi-label)."
+        )
+    return "sigmoid" if channels == 1 else activation
+
+
 def prepare_inputs(
-    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None, activation: str = "softmax"
 ) -> tuple[torch.Tensor, torch.Tensor, bool, torch.Tensor | None]:
     """Check shapes and flatten the spatial axes.
 
     Args:
-        probs: ``(B, C, *spatial)`` probabilities, ``C >= 2``.
+        probs: ``(B, C, *spatial)`` probabilities.
         labels: ``(B, 1, *spatial)`` or ``(B, *spatial)`` integer labels, or ``(B, C, *spatial)`` one-hot or soft
-            (probabilistic) reference.
+            (probabilistic) reference; for sigmoid channels (:data:`ACTIVATIONS`) a ``(B, C, *spatial)`` reference is
+            per channel (binary or soft, any number of channels positive at a voxel) and integer labels stand for
+            their one-hot form (channel ``c`` positive where ``y = c``).
         mask: optional ``(B, 1, *spatial)`` or ``(B, *spatial)``, nonzero where voxels count.
+        activation: ``"softmax"`` or ``"sigmoid"``, see :data:`ACTIVATIONS`.
 
     Returns:
         ``(p, ref, soft, m)``: ``p`` of shape ``(B, C, N)``; ``ref`` the ``(B, N)`` labels or ``(B, C, N)`` soft
-        reference; ``soft`` whether ``ref`` is soft; ``m`` the ``(B, N)`` bool mask or None. Values are checked
-        later, chunk by chunk, by :func:`calibration_statistics`.
+        (softmax) or per-channel (sigmoid) reference; ``soft`` whether ``ref`` is ``(B, C, N)``; ``m`` the ``(B, N)``
+        bool mask or None. Values are checked later, chunk by chunk, by :func:`calibration_statistics`.
     """
     probs = checked_tensor(probs, "probs")
     labels = checked_tensor(labels, "labels")
-    if probs.ndim < 2 or probs.shape[1] < 2:
+    if probs.ndim < 2 or probs.shape[1] < 1:
         raise ValueError(
-            f"probs must be (B, C, *spatial) probabilities with C >= 2 classes, got shape {tuple(probs.shape)}; "
-            "for a single sigmoid channel p pass torch.cat([1 - p, p], dim=1)."
+            f"probs must be (B, C, *spatial) probabilities with at least one channel, got shape {tuple(probs.shape)}."
         )
+    resolve_activation(activation, probs.shape[1])
     if not probs.is_floating_point():
         raise ValueError(f"probs must be floating point probabilities, got dtype {probs.dtype}.")
     batch, channels, spatial = probs.shape[0], probs.shape[1], tuple(probs.shape[2:])
     hard_shapes = ((batch, 1, *spatial), (batch, *spatial))
-    if tuple(labels.shape) == tuple(probs.shape):
+    if tuple(labels.shape) == tuple(probs.shape) or (channels == 1 and tuple(labels.shape) in hard_shapes):
         soft = True
         if not labels.is_floating_point():
             labels = labels.double()
@@ -234,8 +258,8 @@ def prepare_inputs(
     return probs.reshape(batch, channels, -1), ref.to(probs.device), soft, m
 
 
-def _check_probabilities(p: torch.Tensor, name: str) -> None:
-    """Raise a ValueError unless ``p`` (C, n) is finite, within [0, 1] and sums to 1 along C."""
+def _check_probabilities(p: torch.Tensor, name: str, sigmoid: bool = False) -> None:
+    """Raise a ValueError unless ``p`` (C, n) is finite, within [0, 1] and (softmax) sums to 1 along C."""
     if p.numel() == 0:
         return
     lo, hi = torch.aminmax(p)
@@ -243,15 +267,31 @@ def _check_probabilities(p: torch.Tensor, name: str) -> None:
     if math.isnan(lo) or math.isnan(hi):
         raise ValueError(f"{name} contain NaN; check the network output (e.g. a diverged model) before evaluating.")
     if lo < 0.0 or hi > 1.0:
+        activation = "torch.sigmoid(logits)" if sigmoid else "torch.softmax(logits, dim=1)"
         raise ValueError(
-            f"{name} must lie in [0, 1], got values in [{lo:.6g}, {hi:.6g}]; pass softmax probabilities, "
-            "not logits (e.g. torch.softmax(logits, dim=1))."
+            f"{name} must lie in [0, 1], got values in [{lo:.6g}, {hi:.6g}]; pass probabilities, not logits "
+            f"(e.g. {activation})."
         )
+    if sigmoid:
+        return
     err = float((p.sum(0, dtype=torch.float64 if p.dtype == torch.float64 else torch.float32) - 1.0).abs().max())
     if err > PROBABILITY_TOLERANCE:
         raise ValueError(
             f"{name} must sum to 1 over the class axis (dim 1), but a voxel is off by {err:.3g} "
-            f"(tolerance {PROBABILITY_TOLERANCE}); apply softmax over dim 1, not sigmoid per channel."
+            f"(tolerance {PROBABILITY_TOLERANCE}); apply softmax over dim 1, or pass activation='sigmoid' when "
+            "each channel is a probability of its own (sigmoid per channel, multi-label)."
+        )
+
+
+def _check_reference(q: torch.Tensor) -> None:
+    """Raise a ValueError unless the per-channel reference ``q`` (C, n) of sigmoid channels lies in [0, 1]."""
+    if q.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(q))
+    if math.isnan(lo) or math.isnan(hi) or lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"labels of sigmoid channels must be a per-channel reference in [0, 1] (binary, e.g. one-hot or "
+            f"multi-hot, or soft), got values in [{lo:.6g}, {hi:.6g}]; give integer class labels as (B, 1, *spatial)."
         )
 
 
@@ -397,6 +437,45 @@ def _soft_chunk_statistics(
         flat[2::3] += torch.bincount(index, weights=q.reshape(-1), minlength=size).view(channels, fine)
 
 
+def _sigmoid_chunk_statistics(
+    p: torch.Tensor,
+    q: torch.Tensor,
+    fine: int,
+    top_label: torch.Tensor | None,
+    classwise: torch.Tensor | None,
+    totals: torch.Tensor,
+) -> None:
+    """Add the statistics of sigmoid channels ``p`` (C, n) against a per-channel float64 reference ``q`` (C, n).
+
+    Channel ``c`` is the binary problem ``[1 - p_c, p_c]`` against ``[1 - q_c, q_c]``, counted by
+    :func:`_soft_chunk_statistics`: its class-1 row is the classwise histogram of ``p_c`` against ``q_c``; its top
+    label (confidence ``max(p_c, 1 - p_c)``, accuracy of the decision ``p_c > 0.5``) adds to the top-label histogram,
+    which so counts every (voxel, channel) decision. Per voxel the NLL sums the channels' binary cross-entropies and
+    the Brier score ``sum_c (p_c - q_c)^2`` (half the two-row value); ``N`` counts voxels, not channels.
+    """
+    channels, n = p.shape
+    p = p.double()
+    binary_classwise = None if classwise is None else torch.zeros(2, 3, fine, dtype=torch.float64, device=p.device)
+    binary_totals = torch.zeros(3, dtype=torch.float64, device=p.device)
+    for c in range(channels):
+        if binary_classwise is not None:
+            binary_classwise.zero_()
+        binary_totals.zero_()
+        _soft_chunk_statistics(
+            torch.stack([1.0 - p[c], p[c]]),
+            torch.stack([1.0 - q[c], q[c]]),
+            fine,
+            top_label,
+            binary_classwise,
+            binary_totals,
+        )
+        if classwise is not None:
+            classwise[c] += binary_classwise[1]
+        totals[1] += binary_totals[1]
+        totals[2] += binary_totals[2] / 2.0
+    totals[0] += n
+
+
 def _chunk_ranges(batch: int, voxels: int, chunk: int) -> list[tuple[int, int, int]]:
     """``(image, start, stop)`` of every chunk of ``chunk`` voxels, image by image."""
     return [(b, start, min(start + chunk, voxels)) for b in range(batch) for start in range(0, voxels, chunk)]
@@ -408,8 +487,12 @@ def _checked_chunks(
     soft: bool,
     m_all: torch.Tensor | None,
     chunks: list[tuple[int, int, int]],
+    sigmoid: bool = False,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """``(image, p, ref)`` of the given chunks: voxels of the mask only, probabilities and labels checked."""
+    """``(image, p, ref)`` of the given chunks: voxels of the mask only, probabilities and labels checked.
+
+    Sigmoid channels: ``ref`` is always the float64 per-channel reference ``(C, n)`` (integer labels one-hot).
+    """
     channels = p_all.shape[1]
     for b, start, stop in chunks:
         p = p_all[b, :, start:stop]
@@ -419,8 +502,14 @@ def _checked_chunks(
             p, ref = p[:, keep], ref[..., keep]
         if p.shape[1] == 0:
             continue
-        _check_probabilities(p, "probs")
-        if soft:
+        _check_probabilities(p, "probs", sigmoid)
+        if sigmoid and soft:
+            ref = ref.double()
+            _check_reference(ref)
+        elif sigmoid:
+            ref = _check_labels(ref, channels)
+            ref = (torch.arange(channels, device=ref.device)[:, None] == ref[None]).double()
+        elif soft:
             ref = ref.double()
             _check_probabilities(ref, "soft labels")
         else:
@@ -467,6 +556,7 @@ def calibration_statistics(
     top_label: bool = True,
     classwise: bool = True,
     per_image: bool = False,
+    activation: str = "softmax",
 ) -> CalibrationStatistics:
     """Turn a batch into calibration histograms (the sufficient statistics of every metric here).
 
@@ -475,9 +565,16 @@ def calibration_statistics(
     plus the NLL and Brier sums (see :class:`CalibrationStatistics`). Sums add across chunks, images, batches
     and ranks, so pooled metrics over a whole dataset are exact.
 
+    Sigmoid channels (``activation="sigmoid"``, or a single channel): each channel ``c`` is a binary problem, ``p_c``
+    against ``y_c``, as MONAI's ``CalibrationErrorMetric`` reads it. The classwise histograms are then per channel
+    (``p_c`` against ``y_c``), the top-label histograms count the binary decision of every (voxel, channel) pair
+    (confidence ``max(p_c, 1 - p_c)``, correct when ``1[p_c > 0.5] = y_c``; soft: accuracy ``y_c`` or ``1 - y_c``),
+    the NLL sums the channels' binary cross-entropies ``-y_c log p_c - (1 - y_c) log(1 - p_c)`` per voxel and the
+    Brier sum is ``sum_c (p_c - y_c)^2``.
+
     Args:
-        probs: ``(B, C, *spatial)`` probabilities (softmax output), checked to lie in [0, 1], be finite and sum to 1
-            over C within :data:`PROBABILITY_TOLERANCE`.
+        probs: ``(B, C, *spatial)`` probabilities, checked to lie in [0, 1] and be finite; softmax output (the
+            default) must also sum to 1 over C within :data:`PROBABILITY_TOLERANCE`.
         labels: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels in [0, C-1] (float tensors holding whole
             numbers are accepted), or ``(B, C, *spatial)`` one-hot / soft reference (e.g. the mean of several
             raters' one-hot maps), checked like ``probs``.
@@ -487,6 +584,10 @@ def calibration_statistics(
         top_label: compute the top-label histograms.
         classwise: compute the per-class histograms (``C`` times the work of the top label).
         per_image: keep one set of statistics per image (leading dimension B) instead of pooling the batch.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``: how the channels are read (:data:`ACTIVATIONS`). For
+            sigmoid channels ``labels`` is a ``(B, C, *spatial)`` per-channel reference in [0, 1] (any number of
+            channels positive at a voxel; a single channel also ``(B, *spatial)``), or integer labels standing for
+            their one-hot form.
 
     Returns:
         :class:`CalibrationStatistics`, float64, on the device of ``probs``.
@@ -503,8 +604,9 @@ def calibration_statistics(
         raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
     if not isinstance(sub_bins, int) or sub_bins < 1:
         raise ValueError(f"sub_bins must be a positive integer, got {sub_bins!r}.")
-    p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask)
+    p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask, activation)
     batch, channels, voxels = p_all.shape
+    sigmoid = resolve_activation(activation, channels) == "sigmoid"
     fine = num_bins * sub_bins
     chunk = max(1, _CHUNK_ELEMENTS // (channels + 1))
 
@@ -513,11 +615,13 @@ def calibration_statistics(
         top = torch.zeros(batch, 3, fine, **opts) if top_label else None
         cls_ = torch.zeros(batch, channels, 3, fine, **opts) if classwise else None
         totals = torch.zeros(batch, 3, **opts)
-        buffers = None if soft else _ChunkBuffers(min(chunk, voxels) * (channels + 1), p_all.device)
-        for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunks):
+        buffers = None if soft or sigmoid else _ChunkBuffers(min(chunk, voxels) * (channels + 1), p_all.device)
+        for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunks, sigmoid):
             top_b = None if top is None else top[b]
             cls_b = None if cls_ is None else cls_[b]
-            if soft:
+            if sigmoid:
+                _sigmoid_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b])
+            elif soft:
                 _soft_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b])
             else:
                 _hard_chunk_statistics(p, ref, fine, top_b, cls_b, totals[b], buffers)
@@ -531,7 +635,11 @@ def calibration_statistics(
 
 
 def marginal_statistics(
-    probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 20, mask: torch.Tensor | None = None
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    num_bins: int = 20,
+    mask: torch.Tensor | None = None,
+    activation: str = "softmax",
 ) -> torch.Tensor:
     """Per image and class, the binning of MONAI's ``monai.metrics.CalibrationErrorMetric`` as float64 sums.
 
@@ -543,30 +651,37 @@ def marginal_statistics(
 
     Region: every voxel where ``mask`` is nonzero (every voxel without a mask, as in MONAI).
 
+    Every channel is a binary problem here whatever ``activation``; it only says which inputs are valid: softmax
+    channels must sum to 1, sigmoid channels (MONAI's inputs: one channel, or per-channel probabilities with a
+    ``(B, C, *spatial)`` binary reference) need not.
+
     Args:
-        probs: ``(B, C, *spatial)`` probabilities (softmax over C), checked as in :func:`calibration_statistics`.
-        labels: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels, or ``(B, C, *spatial)`` one-hot / soft.
+        probs: ``(B, C, *spatial)`` probabilities, checked as in :func:`calibration_statistics`.
+        labels: ``(B, 1, *spatial)`` / ``(B, *spatial)`` integer labels, or ``(B, C, *spatial)`` one-hot / soft
+            (softmax) or per-channel (sigmoid) reference.
         num_bins: number of equal-width bins (20, MONAI's default).
         mask: optional ``(B, 1, *spatial)`` / ``(B, *spatial)``; only voxels where it is nonzero count.
+        activation: ``"softmax"`` (default) or ``"sigmoid"`` (:data:`ACTIVATIONS`).
 
     Returns:
         ``(B, C, 3, num_bins)`` float64: per bin the voxel count, the sum of ``p_c`` and the sum of ``1[y = c]``.
     """
     if not isinstance(num_bins, int) or num_bins < 1:
         raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
-    p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask)
+    p_all, ref_all, soft, m_all = prepare_inputs(probs, labels, mask, activation)
     batch, channels, voxels = p_all.shape
+    sigmoid = resolve_activation(activation, channels) == "sigmoid"
     boundaries = torch.linspace(0.0, 1.0 + torch.finfo(torch.float32).eps, num_bins + 1, device=p_all.device)[1:]
     offsets = torch.arange(channels, device=p_all.device)[:, None] * num_bins
     size = channels * num_bins
 
     def accumulate(chunks: list[tuple[int, int, int]]) -> torch.Tensor:
         hist = torch.zeros(batch, 3, size, dtype=torch.float64, device=p_all.device)
-        for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunks):
+        for b, p, ref in _checked_chunks(p_all, ref_all, soft, m_all, chunks, sigmoid):
             codes = torch.bucketize(p.float(), boundaries).clamp_(max=num_bins - 1).add_(offsets).view(-1)
             hist[b, 0] += torch.bincount(codes, minlength=size).double()
-            hist[b, 1] += torch.bincount(codes, weights=p.double().view(-1), minlength=size)
-            if soft:
+            hist[b, 1] += torch.bincount(codes, weights=p.double().reshape(-1), minlength=size)
+            if soft or sigmoid:
                 hist[b, 2] += torch.bincount(codes, weights=ref.reshape(-1), minlength=size)
             else:
                 hits = codes.view(channels, -1).gather(0, ref[None])[0]
@@ -585,6 +700,21 @@ def hard_labels(labels: torch.Tensor, probs_shape: tuple[int, ...]) -> torch.Ten
     probs_shape = tuple(probs_shape)
     if tuple(labels.shape) == probs_shape:
         return labels.argmax(1)
+    return labels.reshape(probs_shape[:1] + probs_shape[2:]).long()
+
+
+def reference_labels(labels: torch.Tensor, probs_shape: tuple[int, ...], activation: str = "softmax") -> torch.Tensor:
+    """``(B, *spatial)`` integer map, 0 where the reference is background, from which :func:`region_mask` derives
+    the counted region. Softmax channels: :func:`hard_labels`. Sigmoid channels: integer labels as they are; a
+    per-channel reference gives 1 where any channel is positive (``y_c > 0.5``): every channel is a structure of
+    its own, none is background (with a background channel in the reference every voxel is foreground; count
+    ``region="all"`` or pass a mask then)."""
+    probs_shape = tuple(probs_shape)
+    if resolve_activation(activation, probs_shape[1]) == "softmax":
+        return hard_labels(labels, probs_shape)
+    labels = checked_tensor(labels, "labels")
+    if tuple(labels.shape) == probs_shape or probs_shape[1] == 1:
+        return (labels.reshape(probs_shape) > 0.5).any(1).long()
     return labels.reshape(probs_shape[:1] + probs_shape[2:]).long()
 
 

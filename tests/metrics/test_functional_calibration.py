@@ -161,8 +161,14 @@ def test_bad_inputs():
         expected_calibration_error(probs, labels + 1)
     with pytest.raises(ValueError, match="integer"):
         expected_calibration_error(probs, labels.float() + 0.5)
-    with pytest.raises(ValueError, match="C >= 2"):
-        expected_calibration_error(probs[:, :1], labels)
+    with pytest.raises(ValueError, match=r"sigmoid channels must be a per-channel reference in \[0, 1\]"):
+        expected_calibration_error(probs[:, :1], labels)  # one channel is a sigmoid: labels 0..2 are no reference
+    with pytest.raises(ValueError, match="activation='sigmoid'"):
+        expected_calibration_error(probs * 0.9, labels)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        expected_calibration_error(probs, labels, activation="softmax2d")
+    with pytest.raises(ValueError, match="class_set must be one of"):
+        classwise_calibration_error(probs, labels, class_set="present")
     with pytest.raises(ValueError, match="num_bins"):
         expected_calibration_error(probs, labels, num_bins=0)
 
