@@ -52,3 +52,44 @@ def test_report_writes_histograms_and_pictures(tmp_path: Path) -> None:
     for name in ("reliability.png", "reliability_classwise.png", "dataset_reliability.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_report_pictures_use_the_task_class_names(tmp_path: Path, monkeypatch) -> None:
+    """The per-class pictures are named as metrics.csv's columns (liver, kidney), the names are saved with the
+    histograms for the comparison report, and the background, absent from the foreground region, has no panel."""
+    from monai_nacl import metrics
+
+    figures = {}
+
+    def capture(draw, figure_function):
+        def wrapped(stats, path, *args, **kwargs):
+            figures[figure_function.__name__] = figure_function(stats, *args, **kwargs)
+            return draw(stats, path, *args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(
+        metrics, "plot_reliability_diagram", capture(metrics.plot_reliability_diagram, metrics.reliability_figure)
+    )
+    monkeypatch.setattr(
+        metrics,
+        "plot_dataset_reliability",
+        capture(metrics.plot_dataset_reliability, metrics.dataset_reliability_figure),
+    )
+    names = ["background", "liver", "kidney"]
+    handler = SegmentationReportHandler(
+        tmp_path, num_classes=3, num_bins=5, region="foreground", class_names=names, diagram_filename=None
+    )
+    handler.update(SimpleNamespace(state=SimpleNamespace(output=_items())))
+    handler.write()
+    assert json.loads((tmp_path / "calibration_histograms.json").read_text())["class_names"] == names
+    assert "dice_liver" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    classwise, dataset = figures["reliability_figure"], figures["dataset_reliability_figure"]
+    titles = [ax.get_title().split(":")[0] for ax in classwise.axes if ax.get_title()]
+    assert titles == ["liver", "kidney"]
+    assert [ax.get_title() for ax in dataset.axes if ax.get_visible() and ax.get_title()] == ["liver", "kidney"]
+    for figure in (classwise, dataset):
+        assert "not drawn: background" in figure.get_suptitle().replace("\n", " ")
+    assert "CECE: mean of the ECE of all 3 classes (background, liver, kidney)" in classwise.get_suptitle().replace(
+        "\n", " "
+    )

@@ -84,3 +84,38 @@ def test_epoch_lines_and_time_left():
     progress.end_run()
     progress.start_run("nacl seed 0")
     assert math.isclose(progress.time_left(), progress.durations[0] * 2, abs_tol=0.5)  # mean of finished runs
+
+
+def test_comparison_pictures_name_the_classes_the_evaluations_recorded(tmp_path, monkeypatch):
+    """write_report reads the class names saved with the runs' histograms; every per-class picture of the
+    comparison is named by them and has no panel for the background, absent from the foreground region."""
+    from pathlib import Path
+
+    from monai_nacl.compare import plots, report
+    from monai_nacl.compare.grid import Variant
+    from monai_nacl.compare.runs import RunSpec
+    from monai_nacl.compare.table import Row
+    from monai_nacl.metrics import dataset_reliability_figure, reliability_figure
+
+    drawn = {}
+
+    def capture(figure_function):
+        def draw(stats, path, *args, **kwargs):
+            drawn[Path(path).relative_to(tmp_path).as_posix()] = figure_function(stats, *args, **kwargs)
+
+        return draw
+
+    monkeypatch.setattr(plots, "plot_reliability_diagram", capture(reliability_figure))
+    monkeypatch.setattr(plots, "plot_dataset_reliability", capture(dataset_reliability_figure))
+    folders = [tmp_path / "runs" / "ce" / f"seed{s}" for s in (0, 1)]
+    for seed, folder in enumerate(folders):
+        _evaluated_run(folder, seed)
+    row = Row("ce", checkpoint="best")
+    monkeypatch.setattr(report, "build_rows", lambda specs, posthoc=(), checkpoint="best": ([row], {row.key: folders}))
+    specs = [RunSpec(Variant("ce"), s, folder) for s, folder in enumerate(folders)]
+    report.write_report(tmp_path, specs, [], "unet2d_nacl", checkpoints=["best"])
+    classwise, dataset = drawn["reliability/ce_best_classwise.png"], drawn["dataset_reliability/ce_best.png"]
+    assert [ax.get_title().split(":")[0] for ax in classwise.axes if ax.get_title()] == ["liver", "kidney"]
+    assert [ax.get_title() for ax in dataset.axes if ax.get_visible() and ax.get_title()] == ["liver", "kidney"]
+    assert "not drawn: background" in classwise.get_suptitle().replace("\n", " ")
+    assert "pooled ECE" in drawn[OVERLAY].get_suptitle()  # one row: its bars, the pooled ECE in the title
