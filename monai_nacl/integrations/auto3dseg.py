@@ -27,6 +27,7 @@ Typical use, between AutoRunner's generation and training (its cache keeps the g
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -223,9 +224,13 @@ def _target_file(algo_dir: Path, template: str | None) -> Path:
 
 
 def _with_entries(path: Path, keys: tuple[str, ...], component: dict[str, Any]) -> str:
-    """The text of ``path`` with ``component`` at each of ``keys``; :data:`OVERRIDE_FILE` holds only those."""
-    parser = ConfigParser(ConfigParser.load_config_file(path) if path.name != OVERRIDE_FILE else {})
-    parser.update(dict.fromkeys(keys, component))
+    """The text of ``path`` with a copy of ``component`` at each of ``keys``; :data:`OVERRIDE_FILE` holds only those,
+    as ``#`` ids that the merge of config files places in the nested structure."""
+    entries = {key: copy.deepcopy(component) for key in keys}
+    if path.name == OVERRIDE_FILE:
+        return yaml.safe_dump(entries, sort_keys=False)
+    parser = ConfigParser(ConfigParser.load_config_file(path))
+    parser.update(entries)
     return yaml.safe_dump(parser.get(), sort_keys=False, default_flow_style=None)
 
 
