@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,10 @@ class ReliabilityDiagramHandler:
         summary_writer: optional ``torch.utils.tensorboard.SummaryWriter`` (or tensorboardX's).
         title: figure title; default ``"{tag} epoch {epoch}"``.
         classwise: draw one panel per class (``p_c`` against ``1[y = c]``, from the classwise histograms) instead
-            of the top label.
+            of the top label; a class of which no counted voxel is an example (the background in the ``foreground``
+            region) has no panel, and the title says that the CECE still averages every class.
+        class_names: names of the label values ``0 .. C - 1`` for the panels, e.g. the bundle's ``@class_names``
+            (default ``class 0``, ``class 1``, ...).
 
     Example (MONAI bundle config)::
 
@@ -53,6 +57,7 @@ class ReliabilityDiagramHandler:
         summary_writer: Any | None = None,
         title: str | None = None,
         classwise: bool = False,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.metric_name = metric_name
@@ -60,6 +65,7 @@ class ReliabilityDiagramHandler:
         self.summary_writer = summary_writer
         self.title = title
         self.classwise = classwise
+        self.class_names = None if class_names is None else list(class_names)
         self.saved: list[Path] = []
 
     def attach(self, engine: Engine) -> None:
@@ -96,6 +102,7 @@ class ReliabilityDiagramHandler:
             "title": self.title or f"{self.tag} epoch {epoch}",
             "region": metric.region,
             "classwise": self.classwise,
+            "class_names": self.class_names,
         }
         path = plot_reliability_diagram(stats, self.output_dir / f"{self.tag}_epoch{epoch:04d}.png", **options)
         self.saved.append(path)
