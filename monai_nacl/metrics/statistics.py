@@ -361,7 +361,7 @@ def _hard_chunk_statistics(
         correct = _first_argmax(p, conf) == y
     else:
         correct = p_y == conf
-    nll = -p_y.double().clamp_min_(NLL_EPS).log_().sum()
+    nll = -p_y.double().clamp_min(NLL_EPS).log_().sum()  # not in place: for float64 p, p_y.double() is p_y
     sum_p_y = p_y.sum(dtype=torch.float64)
     class_rows = channels if classwise is not None else 0
     rows = class_rows + (1 if top_label is not None else 0)

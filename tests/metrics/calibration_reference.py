@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -114,3 +116,52 @@ def marginal(probs, labels, num_bins=20, mask=None):
                 out["average"][b, c] = np.mean(gaps)
                 out["maximum"][b, c] = np.max(gaps)
     return out
+
+
+def flatten_sigmoid(probs, labels, mask=None):
+    """(B, C, *spatial) sigmoid probs and a (B, C, *spatial) per-channel reference -> (N, C) p, (N, C) q."""
+    p = np.asarray(probs, dtype=np.float64)
+    c = p.shape[1]
+    p = np.moveaxis(p, 1, -1).reshape(-1, c)
+    q = np.moveaxis(np.asarray(labels, dtype=np.float64).reshape(np.asarray(probs).shape), 1, -1).reshape(-1, c)
+    if mask is not None:
+        keep = np.asarray(mask).reshape(-1).astype(bool)
+        p, q = p[keep], q[keep]
+    return p, q
+
+
+def sigmoid_values(p, q, num_bins=15):
+    """Each channel a binary problem: top-label ECE over every (voxel, channel) decision, classwise ECE per channel,
+    NLL as the per-voxel sum of binary cross-entropies, Brier as the per-voxel sum of (p_c - q_c)^2."""
+    conf = np.maximum(p, 1 - p).ravel()
+    acc = np.where(p > 0.5, q, 1 - q).ravel()
+    _, gaps = _binned_gaps(conf, acc, num_bins)
+    per_channel = [_binned_gaps(p[:, c], q[:, c], num_bins)[1].sum() / len(p) for c in range(p.shape[1])]
+    pc = np.clip(p, 1e-12, None)
+    qc = np.clip(1 - p, 1e-12, None)
+    return {
+        "ece": gaps.sum() / len(conf),
+        "cece": np.mean(per_channel),
+        "nll": -(q * np.log(pc) + (1 - q) * np.log(qc)).sum() / len(p),
+        "brier": ((p - q) ** 2).sum() / len(p),
+    }
+
+
+def authors_classwise_ece(p, labels, num_bins=15):
+    """The NACL authors' ClasswiseECELoss (github Bala93/MarginLoss, calibrate/evaluation/metrics.py), re-written in
+    numpy: classes 0..max(labels) of the voxels it is given, bins (lower, upper] of torch.linspace(0, 1, n + 1),
+    per bin |mean p_c - mean 1[y = c]| weighted by the bin's share of all voxels, unweighted mean over the classes."""
+    import torch
+
+    edges = torch.linspace(0, 1, num_bins + 1).numpy().astype(np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    per_class = []
+    for c in range(int(labels.max()) + 1):
+        conf, hits = p[:, c], labels == c
+        sce = 0.0
+        for lower, upper in itertools.pairwise(edges):
+            in_bin = (conf > lower) & (conf <= upper)
+            if in_bin.mean() > 0:
+                sce += abs(conf[in_bin].mean() - hits[in_bin].mean()) * in_bin.mean()
+        per_class.append(sce)
+    return float(np.mean(per_class))

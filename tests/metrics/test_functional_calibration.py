@@ -266,3 +266,13 @@ def test_marginal_with_mask_matches_reference():
         assert ours[0].tolist() == pytest.approx(reference[reduction][0].tolist(), abs=1e-12)
     with pytest.raises(ValueError, match="reduction"):
         marginal_calibration_error(probs, labels, reduction="mean")
+
+
+def test_float64_probabilities_match_reference():
+    """float64 inputs (no float32 -> float64 copy on the way) give the reference values, the Brier score included."""
+    probs, labels = _case(shape=(2, 3, 7, 6), dtype=torch.float64)
+    p, q = flatten(probs, labels)
+    values = calibration_values(calibration_statistics(probs, labels))
+    for name, reference in (("brier", brier), ("nll", nll), ("ece", ece), ("cece", cece)):
+        assert float(values[name]) == pytest.approx(reference(p, q), abs=1e-12), name
+    assert float(brier_score(probs, labels)) == pytest.approx(brier(p, q), abs=1e-12)
