@@ -115,3 +115,129 @@ def test_unknown_metric_name():
         CalibrationMetricHandler(metric_name="dice")
     with pytest.raises(ValueError, match="adaptive ECE is 'adaece'"):
         CalibrationMetricHandler(metric_name="adaptive_ece")
+
+
+# MONAI 1.6.1's handler test inputs (tests/handlers/test_handler_calibration_error.py of Project-MONAI/MONAI): two
+# images of two per-channel sigmoid channels (they do not sum to 1), fed twice; its expected value, rows and channels
+_MONAI_PRED = torch.tensor(
+    [[[[0.7, 0.3], [0.1, 0.9]], [[0.7, 0.3], [0.5, 0.5]]], [[[0.9, 0.9], [0.3, 0.3]], [[0.1, 0.1], [0.9, 0.7]]]]
+)
+_MONAI_LABEL = torch.tensor([[[[1, 0], [0, 1]], [[0, 1], [1, 0]]], [[[1, 1], [0, 0]], [[0, 0], [1, 1]]]])
+
+
+def _run_engine(handler, data):
+    from ignite.engine import Engine
+
+    engine = Engine(lambda engine, batch: batch)
+    handler.attach(engine=engine, name="calibration_error")
+    engine.run(data, max_epochs=1)
+    return engine
+
+
+@pytest.mark.parametrize(
+    "reduction, include_background, expected, channels",
+    [
+        ("expected", True, 0.2250, 2),
+        ("expected", False, 0.2500, 1),
+        ("average", True, 0.2584, 2),
+        ("maximum", True, 0.4, 2),
+    ],
+)
+def test_monai_handler_cases(reduction, include_background, expected, channels):
+    from monai.handlers import CalibrationError
+
+    data = [{"pred": _MONAI_PRED, "label": _MONAI_LABEL}] * 2
+    name = {"expected": "marginal_ece", "average": "marginal_ace", "maximum": "marginal_mce"}[reduction]
+    ours = _run_engine(
+        CalibrationMetricHandler(
+            metric_name=name,
+            num_bins=5,
+            region="all",
+            include_background=include_background,
+            activation="sigmoid",
+            output_transform=from_engine(["pred", "label"]),
+        ),
+        data,
+    ).state
+    theirs = _run_engine(
+        CalibrationError(
+            num_bins=5,
+            include_background=include_background,
+            calibration_reduction=reduction,
+            output_transform=from_engine(["pred", "label"]),
+        ),
+        data,
+    ).state
+    assert ours.metrics["calibration_error"] == pytest.approx(expected, abs=1e-4)  # MONAI's literal number
+    assert ours.metrics["calibration_error"] == pytest.approx(theirs.metrics["calibration_error"], abs=1e-6)
+    details = ours.metric_details["calibration_error"]
+    assert details.shape == theirs.metric_details["calibration_error"].shape == (4, channels)
+    assert torch.allclose(details, theirs.metric_details["calibration_error"].double(), atol=1e-6)
+
+
+def test_monai_handler_single_channel_and_save_details_false():
+    """MONAI's test_single_iteration and test_save_details_false: one sigmoid channel needs no option; 0.2."""
+    data = [{"pred": _MONAI_PRED[:1, :1], "label": _MONAI_LABEL[:1, :1]}]
+    for save_details in (True, False):
+        handler = CalibrationMetricHandler(
+            metric_name="marginal_ece",
+            num_bins=5,
+            region="all",
+            save_details=save_details,
+            output_transform=from_engine(["pred", "label"]),
+        )
+        state = _run_engine(handler, data).state
+        assert state.metrics["calibration_error"] == pytest.approx(0.2, abs=1e-4)
+        details = getattr(state, "metric_details", None) or {}
+        assert ("calibration_error" in details) == save_details
+        if save_details:
+            assert details["calibration_error"].shape == (1, 1)
+
+
+def test_sigmoid_channels_without_the_option_are_refused_with_the_fix():
+    data = [{"pred": _MONAI_PRED, "label": _MONAI_LABEL}]
+    handler = CalibrationMetricHandler(
+        metric_name="marginal_ece", region="all", output_transform=from_engine(["pred", "label"])
+    )
+    with pytest.raises(ValueError, match="activation='sigmoid'"):
+        _run_engine(handler, data)
+
+
+def test_authors_class_set_in_the_handler():
+    """class_set='up_to_max_label', per case: each image's CECE over classes 0..max(label) of its foreground, as the
+    NACL authors' ClasswiseECELoss computes it (re-written in numpy in calibration_reference)."""
+    items = _data(num=3, seed=4)
+    items[0]["label"] = items[0]["label"].clamp_max(1)  # the first image lacks class 2, its highest class
+    net = _network()
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=DataLoader(Dataset(items), batch_size=2),
+        network=net,
+        postprocessing=Activationsd(keys="pred", softmax=True),
+        key_val_metric={
+            "val_cece": CalibrationMetricHandler(
+                metric_name="cece",
+                per_case=True,
+                class_set="up_to_max_label",
+                output_transform=from_engine(["pred", "label"]),
+            )
+        },
+    )
+    evaluator.run()
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.stack([item["image"] for item in items])), 1)
+    labels = torch.stack([item["label"] for item in items])
+    expected = []
+    for i in range(3):
+        p, _ = flatten(probs[i : i + 1], labels[i : i + 1], labels[i : i + 1] != 0)
+        expected.append(_reference.authors_classwise_ece(p, labels[i][labels[i] != 0].numpy()))
+    assert evaluator.state.metric_details["val_cece"][:, 0].tolist() == pytest.approx(expected, abs=1e-6)
+    assert evaluator.state.metrics["val_cece"] == pytest.approx(np.mean(expected), abs=1e-6)
+    # the first image is where the conventions differ: 3 x ours = 2 x theirs + the ECE of the missing class 2
+    p, q = flatten(probs[:1], labels[:1], labels[:1] != 0)
+    ours, missing = _reference.cece(p, q), _reference.cece(p[:, 2:], q[:, 2:])
+    assert 3 * ours == pytest.approx(2 * expected[0] + missing, abs=1e-9)
+    assert abs(ours - expected[0]) > 1e-3
+    for i in (1, 2):  # images holding their highest class: both conventions agree
+        p, q = flatten(probs[i : i + 1], labels[i : i + 1], labels[i : i + 1] != 0)
+        assert _reference.cece(p, q) == pytest.approx(expected[i], abs=1e-6)
