@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from monai.config import PathLike
 
-from monai_nacl.data.files import NIFTI_SUFFIXES, case_id, write_json
+from monai_nacl.data.files import NIFTI_SUFFIXES, case_id, datalist_base_dir, read_datalist, write_json
 
 __all__ = [
     "BRATS_MODALITIES",
@@ -28,6 +28,7 @@ __all__ = [
     "class_names",
     "column_safe",
     "folder_cases",
+    "image_channels",
     "labels_from_names",
     "make_datalist",
     "msd_cases",
@@ -128,6 +129,52 @@ def num_classes_of(datalist: PathLike | Mapping[str, Any], default: int = 3) -> 
         except (TypeError, ValueError):
             return default
     return len(keys) if sorted(keys) == list(range(len(keys))) and len(keys) >= 2 else default
+
+
+def image_channels(
+    datalist: PathLike | Mapping[str, Any], dataset_dir: PathLike | None = None, section: str = "training"
+) -> int:
+    """The image channels of a datalist's cases, what a network's ``in_channels`` must be (headers only).
+
+    One file per channel (``"image": ["t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz", "flair.nii.gz"]``, BraTS-style), a 4D
+    file whose fourth axis holds the channels, or both: the channels of the first case of ``section`` summed over
+    its files. The data check then requires every case to have as many.
+
+    >>> import tempfile, nibabel as nib, numpy as np
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for m in ("t1", "t2"):
+    ...     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 2), np.float32), np.eye(4)), folder / f"{m}.nii.gz")
+    >>> image_channels({"training": [{"image": ["t1.nii.gz", "t2.nii.gz"], "label": "l.nii.gz"}]}, folder)
+    4
+
+    Raises:
+        ValueError: when ``section`` holds no case or the first case's image files cannot be read, naming the file
+            and the fix.
+    """
+    import nibabel as nib
+
+    data = read_datalist(datalist)
+    cases = data.get(section)
+    if not isinstance(cases, list) or not cases or not isinstance(cases[0], Mapping) or "image" not in cases[0]:
+        raise ValueError(
+            f"cannot count the image channels: the datalist's '{section}' holds no case with an 'image'; list the "
+            "cases (python -m monai_nacl.data datalist) or set --network_def#in_channels."
+        )
+    files = cases[0]["image"]
+    files = list(files) if isinstance(files, (list, tuple)) else [files]
+    base = datalist_base_dir(datalist, dataset_dir)
+    channels = 0
+    for file in files:
+        path = Path(file) if Path(file).is_absolute() else base / file
+        try:
+            shape = nib.load(str(path)).shape
+        except Exception as error:
+            raise ValueError(
+                f"cannot count the image channels: {path} is not a readable NIfTI ({error}); run python -m "
+                "monai_nacl.data check on the datalist."
+            ) from error
+        channels += int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    return channels
 
 
 def labels_from_names(names: Sequence[str] | str) -> dict[str, str]:

@@ -232,3 +232,26 @@ def test_num_classes_of(labels, expected) -> None:
 
     data = {"training": []} if labels is None else {"training": [], "labels": labels}
     assert num_classes_of(data, default=3) == expected
+
+
+def test_image_channels_from_the_data(tmp_path: Path, write_nifti) -> None:
+    from monai_nacl.data import image_channels
+
+    for name, shape in [
+        ("t1", (5, 5, 5)),
+        ("t1ce", (5, 5, 5)),
+        ("t2", (5, 5, 5)),
+        ("flair", (5, 5, 5)),
+        ("x4", (5, 5, 5, 3)),
+    ]:
+        write_nifti(tmp_path / f"{name}.nii.gz", np.ones(shape, dtype=np.float32))
+    brats = {"training": [{"image": ["t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz", "flair.nii.gz"], "label": "s.nii.gz"}]}
+    assert image_channels(brats, tmp_path) == 4
+    assert image_channels({"training": [{"image": "x4.nii.gz", "label": "s"}]}, tmp_path) == 3
+    assert image_channels({"training": [{"image": ["t1.nii.gz", "x4.nii.gz"], "label": "s"}]}, tmp_path) == 4
+    (tmp_path / "list.json").write_text(json.dumps(brats))
+    assert image_channels(tmp_path / "list.json") == 4  # relative to the datalist's folder
+    with pytest.raises(ValueError, match="holds no case"):
+        image_channels({"training": []})
+    with pytest.raises(ValueError, match="missing.nii.gz is not a readable NIfTI"):
+        image_channels({"training": [{"image": "missing.nii.gz"}]}, tmp_path)
