@@ -43,6 +43,7 @@ __all__ = [
     "EXCLUDED_FROM_EXPORT",
     "TRACED_NETWORKS",
     "TorchScriptMismatch",
+    "TracedInputSize",
     "bundle_main",
     "export_bundle",
     "export_torchscript",
@@ -61,6 +62,31 @@ lists its own ``swin_unetr_btcv_segmentation`` in ``exclude_verify_torchscript_l
 
 class TorchScriptMismatch(RuntimeError):
     """The exported TorchScript module does not reproduce the eager network."""
+
+
+class TracedInputSize(torch.nn.Module):
+    """A traced network behind a check of its input's spatial size, scripted around it.
+
+    A trace records SwinUNETR's window partition and shifted-window masks for one spatial size; another size fails
+    deep in a reshape or, where the window counts happen to agree, gives a wrong output. This wrapper refuses any
+    other size with both sizes named.
+    """
+
+    def __init__(self, traced: torch.nn.Module, spatial_shape: list[int]) -> None:
+        super().__init__()
+        self.traced = traced
+        self.spatial_shape = spatial_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if list(x.shape[2:]) != self.spatial_shape:
+            raise ValueError(
+                "this network was traced for inputs of spatial size "
+                + str(self.spatial_shape)
+                + ", got "
+                + str(list(x.shape[2:]))
+                + "; run it through a sliding window of that roi_size, or export again with --roi_size"
+            )
+        return self.traced(x)
 
 
 def list_bundles() -> dict[str, str]:
@@ -122,7 +148,8 @@ def export_torchscript(
     size) and nothing else. The others are scripted, as the model zoo's CI does, and accept any size the network
     does. Before the export, weights that do not fit the network stop it with the differing parameters named; after
     it, the TorchScript module and the eager network (both in eval mode) must agree on a random input of the traced
-    (or the metadata's) shape within ``atol``.
+    (or the metadata's) shape within ``atol``. A traced module is saved inside :class:`TracedInputSize`, which
+    refuses other spatial sizes.
 
     Args:
         bundle_dir: the bundle folder (a copy made by :func:`export_bundle`, trained: ``models/model.pt`` present).
@@ -141,7 +168,7 @@ def export_torchscript(
     """
     bundle = Path(bundle_dir).expanduser().absolute()
     config, meta, ckpt = bundle / config_file, bundle / "configs" / "metadata.json", bundle / "models" / "model.pt"
-    for required, fix in ((config, "pass --config_file"), (ckpt, "train the bundle first (configs/train.yaml)")):
+    for required, fix in ((ckpt, "train the bundle first (configs/train.yaml)"), (config, "pass --config_file")):
         if not required.is_file():
             raise FileNotFoundError(f"{required} does not exist; {fix}.")
     target = bundle / "models" / "model.ts" if filepath is None else Path(filepath).expanduser().absolute()
@@ -181,6 +208,11 @@ def export_torchscript(
         input_shape=input_shape if use_trace else None,
         **override,
     )
+    if use_trace:
+        extra_files = {name: "" for name in ("metadata.json", f"{Path(config_file).stem}.json")}
+        traced = torch.jit.load(str(target), map_location="cpu", _extra_files=extra_files)
+        guarded = torch.jit.script(TracedInputSize(traced, input_shape[2:]))
+        torch.jit.save(guarded, str(target), _extra_files=extra_files)
     network.load_state_dict(state[key_in_ckpt] if key_in_ckpt else state)
     exported = torch.jit.load(str(target), map_location="cpu")
     x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
