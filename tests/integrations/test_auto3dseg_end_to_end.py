@@ -1,12 +1,13 @@
-"""Auto3DSeg end to end: AutoRunner analyses the data and generates an algorithm, `inject_loss` puts NACL into it,
-AutoRunner trains it from its cache, and the training script reports that it ran our loss with our parameters.
+"""Auto3DSeg end to end: AutoRunner analyses the data and generates an algorithm per template, `inject_loss` puts
+NACL into each, AutoRunner trains them from its cache, and each training script reports that it ran our loss with
+our parameters; dints' architecture search too.
 
-The official templates are downloaded at run time, so the template here is a small stand-in written in the test,
-laid out as MONAI's ``algorithm_templates`` (``segresnet/scripts/algo.py`` with a ``BundleAlgo`` subclass,
-``configs/hyper_parameters.yaml``, ``scripts/train.py`` run by ``BundleAlgo.train``) and named after the official
-segresnet, whose loss entry it copies: top-level ``loss``, built by a parser of that dict alone (no ``imports``).
-Each training is a fresh Python process (about 15 s of imports here), so one template is trained; the dints layout
-(``training#loss``) is covered by ``test_auto3dseg.py`` on the files ``BundleAlgo`` passes to its script.
+The official templates are downloaded at run time, so the templates here are the stand-ins of
+``auto3dseg_templates/`` (segresnet, segresnet2d, swinunetr, dints), passed as a local ``templates_path_or_url``:
+laid out as the official ones, their scripts resolve the config from the files ``BundleAlgo.train`` passes as the
+official scripts of research-contributions 21ed8e5 do (swinunetr: ``hyper_parameters.yaml`` laid over the others),
+build the loss as they do (segresnet: ``DeepSupervisionLoss`` of a parser of the loss entry alone) and train a
+small network for one epoch. Each training is a fresh Python process (about 15 s of imports here).
 """
 
 from __future__ import annotations
@@ -20,152 +21,55 @@ import pytest
 import torch
 import yaml
 from monai.apps.auto3dseg import AutoRunner
-from monai.losses import NACLLoss
+from monai.auto3dseg.utils import algo_from_json
+from monai.losses import DeepSupervisionLoss, NACLLoss
 from monai.utils.enums import AlgoKeys
 
 from monai_nacl.data import make_synthetic_dataset
 from monai_nacl.integrations.auto3dseg import OVERRIDE_FILE, inject_loss
+from tests.integrations.auto3dseg_templates import TEMPLATES, assemble_templates
 
 NUM_CLASSES = 3
-
-ALGO_PY = '''"""Stand-in for segresnet's algo.py: fills hyper_parameters.yaml from the data source and DataAnalyzer stats."""
-
-import os
-
-from monai.apps.auto3dseg import BundleAlgo
-from monai.bundle import ConfigParser
+DEEP_SUPERVISION = {"segresnet": (2, 3), "segresnet2d": (2, 2)}
+"""Levels of the stand-ins' SegResNetDS outputs and how many spatial dims each level halves (2D: not the depth)."""
+CKPT = {"segresnet": "model", "segresnet2d": "model", "swinunetr": "model_fold0", "dints": "model_fold0"}
 
 
-class SegresnetAlgo(BundleAlgo):
-    def fill_template_config(self, data_stats_filename, output_path, **kwargs):
-        source = ConfigParser.load_config_file(self.data_list_file)
-        stats = ConfigParser(ConfigParser.load_config_file(data_stats_filename))
-        fill = {
-            "bundle_root": output_path,
-            "data_file_base_dir": os.path.abspath(source["dataroot"]),
-            "data_list_file_path": os.path.abspath(source["datalist"]),
-            "fold": kwargs.get("fold", 0),
-            "input_channels": int(stats["stats_summary#image_stats#channels#max"]),
-            "output_classes": len(stats["stats_summary#label_stats#labels"]),
-        }
-        path = os.path.join(output_path, "configs", "hyper_parameters.yaml")
-        parser = ConfigParser()
-        parser.read_config(path)
-        parser.update(fill)
-        ConfigParser.export_config_file(parser.get(), path, fmt="yaml", sort_keys=False)
-        return {"hyper_parameters.yaml": fill}
-'''
-
-TRAIN_PY = '''"""Stand-in for segresnet's train.py: one epoch of a tiny UNet with the loss of the merged configs."""
-
-import json
-import os
-
-import fire
-import torch
-from monai.bundle import ConfigParser
-from monai.data import DataLoader, Dataset
-from monai.metrics import compute_dice
-from monai.networks import one_hot
-from monai.networks.nets import UNet
-from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, ScaleIntensityd
-
-
-def run(config_file, **override):
-    parser = ConfigParser()
-    parser.read_config(config_file)  # BundleAlgo passes configs/*.yaml in sorted order; merged in that order
-    parser.update(override)
-    loss_function = ConfigParser(parser["loss"]).get_parsed_content(instantiate=True)  # as segresnet's Segmenter
-    ckpt_path = parser.get_parsed_content("ckpt_path")
-    os.makedirs(ckpt_path, exist_ok=True)
-    classes = parser["output_classes"]
-
-    datalist = ConfigParser.load_config_file(parser["data_list_file_path"])
-    base, fold = parser["data_file_base_dir"], parser["fold"]
-    cases = {True: [], False: []}
-    for item in datalist["training"]:
-        files = {key: os.path.join(base, item[key]) for key in ("image", "label")}
-        cases[item["fold"] == fold].append(files)
-    transform = Compose([LoadImaged(["image", "label"], image_only=True), EnsureChannelFirstd(["image", "label"]),
-                         ScaleIntensityd("image")])
-    torch.manual_seed(0)
-    network = UNet(3, parser["input_channels"], classes, channels=(4, 8), strides=(2,), num_res_units=0)
-    optimizer = torch.optim.Adam(network.parameters(), parser["learning_rate"])
-    losses = []
-    for batch in DataLoader(Dataset(cases[False], transform), batch_size=1):
-        optimizer.zero_grad()
-        loss = loss_function(network(batch["image"]), batch["label"])  # float labels (B, 1, ...), as Auto3DSeg's
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-
-    network.eval()
-    dice = []
-    with torch.no_grad():
-        for batch in DataLoader(Dataset(cases[True], transform), batch_size=1):
-            pred = one_hot(network(batch["image"]).argmax(1, keepdim=True), classes)
-            dice.append(compute_dice(pred, one_hot(batch["label"], classes), include_background=False).nanmean())
-    score = float(torch.stack(dice).mean())
-    with open(os.path.join(ckpt_path, "progress.yaml"), "w") as f:  # what BundleAlgo.get_score reads
-        f.write(f"- best_avg_dice_score: {score}\\n")
-
+def _probe_value(levels: int, halved: int, alpha: float) -> float:
+    """The stand-ins' probe (``stand_in.probe``) under MONAI's NACLLoss with ``alpha``, deep supervision by MONAI's
+    ``DeepSupervisionLoss`` where the template uses it."""
     generator = torch.Generator().manual_seed(0)
-    probe_logits = torch.randn(1, classes, 8, 8, 8, generator=generator)
-    probe_labels = torch.randint(0, classes, (1, 1, 8, 8, 8), generator=generator).float()
-    record = {
-        "loss_class": f"{type(loss_function).__module__}.{type(loss_function).__qualname__}",
-        "alpha": getattr(loss_function, "alpha", None),
-        "losses": losses,
-        "probe": loss_function(probe_logits, probe_labels).item(),
-    }
-    with open(os.path.join(ckpt_path, "loss_record.json"), "w") as f:
-        json.dump(record, f)
+    spatial = (8, 8, 8)
+    logits = [
+        torch.randn(1, NUM_CLASSES, *(s >> lv if d < halved else s for d, s in enumerate(spatial)), generator=generator)
+        for lv in range(levels)
+    ]
+    labels = torch.randint(0, NUM_CLASSES, (1, 1, *spatial), generator=generator)
 
+    class MonaiNacl(torch.nn.Module):  # NACLLoss takes (B, *spatial) integer labels
+        def forward(self, x, y):
+            return NACLLoss(classes=NUM_CLASSES, dim=3, alpha=alpha)(x, y[:, 0].long())
 
-if __name__ == "__main__":
-    fire.Fire()
-'''
-
-HYPER_PARAMETERS = {
-    "bundle_root": None,
-    "ckpt_path": "$@bundle_root + '/model'",
-    "data_file_base_dir": None,
-    "data_list_file_path": None,
-    "fold": 0,
-    "input_channels": None,
-    "output_classes": None,
-    "learning_rate": 0.001,
-    "loss": {"_target_": "DiceCELoss", "include_background": True, "softmax": True, "to_onehot_y": True},
-}
-
-
-def _write_template(root: Path) -> None:
-    scripts = root / "segresnet" / "scripts"
-    scripts.mkdir(parents=True)
-    (root / "segresnet" / "configs").mkdir()
-    (root / "segresnet" / "configs" / "hyper_parameters.yaml").write_text(yaml.safe_dump(HYPER_PARAMETERS))
-    (scripts / "__init__.py").write_text("")
-    (scripts / "algo.py").write_text(ALGO_PY)
-    (scripts / "train.py").write_text(TRAIN_PY)
+    loss = DeepSupervisionLoss(MonaiNacl()) if levels > 1 else MonaiNacl()
+    return loss(logits if levels > 1 else logits[0], labels.float()).item()
 
 
 @pytest.fixture
 def template_modules(monkeypatch: pytest.MonkeyPatch):
-    """AutoRunner imports ``segresnet.scripts.algo`` from a folder it puts on sys.path: undo both afterwards."""
+    """AutoRunner imports ``<template>.scripts.algo`` from a folder it puts on sys.path: undo both afterwards."""
     monkeypatch.setattr(sys, "path", list(sys.path))
     yield
-    for module in [m for m in sys.modules if m.split(".")[0] == "segresnet"]:
+    for module in [m for m in sys.modules if m.split(".")[0] in TEMPLATES]:
         del sys.modules[module]
 
 
 @pytest.mark.slow
-def test_autorunner_trains_a_generated_algorithm_with_injected_nacl(
+def test_autorunner_trains_every_template_with_injected_nacl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template_modules: None
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    templates = tmp_path / "templates"
-    _write_template(templates)
+    templates = assemble_templates(tmp_path / "templates")
     # Auto3DSeg's datalist: 4 training cases in fold 1, the validation case in fold 0; one fold is trained
     synthetic = json.loads(Path(make_synthetic_dataset(tmp_path / "data", num_cases=6, size=32)).read_text())
     folds = [{**case, "fold": 1} for case in synthetic["training"]] + [{**synthetic["validation"][0], "fold": 0}]
@@ -182,30 +86,36 @@ def test_autorunner_trains_a_generated_algorithm_with_injected_nacl(
         return r.set_device_info(cuda_visible_devices="", cmd_prefix=sys.executable)
 
     runner(train=False).run()  # data analysis and algorithm generation only
-    algo = work_dir / "segresnet_0"
-    assert sorted(p.name for p in work_dir.iterdir() if (p / "scripts" / "train.py").is_file()) == [algo.name]
+    algos = {template: work_dir / f"{template}_0" for template in TEMPLATES}
+    assert sorted(p.name for p in work_dir.iterdir() if (p / "scripts" / "train.py").is_file()) == sorted(
+        a.name for a in algos.values()
+    )
 
-    written = inject_loss(work_dir, {"_target_": "monai_nacl.losses.NeighborAwareLoss", "alpha": 0.05})
-    assert written == [algo / "configs" / OVERRIDE_FILE]
-    assert yaml.safe_load(written[0].read_text()) == {
-        "loss": {"_target_": "monai_nacl.losses.NeighborAwareLoss", "alpha": 0.05}
-    }
+    component = {"_target_": "monai_nacl.losses.NeighborAwareLoss", "alpha": 0.05}
+    written = inject_loss(work_dir, component)
+    swin_hyper = algos["swinunetr"] / "configs" / "hyper_parameters.yaml"
+    assert sorted(written) == sorted(
+        [algos[t] / "configs" / OVERRIDE_FILE for t in TEMPLATES if t != "swinunetr"] + [swin_hyper]
+    )
 
-    runner().run()  # from AutoRunner's cache: no new analysis or generation (which would drop the override)
+    runner().run()  # from AutoRunner's cache: no new analysis or generation (which would drop the injection)
+    dints, _ = algo_from_json(str(algos["dints"] / "algo_object.json"), template_path=str(templates))
+    cmd, devices_info = dints._create_cmd({})  # as the official DintsAlgo.train(search=True) runs the search
+    dints._run_cmd(cmd.replace("train.py", "search.py"), devices_info)
 
-    generator = torch.Generator().manual_seed(0)
-    probe_logits = torch.randn(1, NUM_CLASSES, 8, 8, 8, generator=generator)
-    probe_labels = torch.randint(0, NUM_CLASSES, (1, 1, 8, 8, 8), generator=generator)
-    nacl = NACLLoss(classes=NUM_CLASSES, dim=3, alpha=0.05)(probe_logits, probe_labels[:, 0]).item()  # MONAI's NACL
-    default_nacl = NACLLoss(classes=NUM_CLASSES, dim=3)(probe_logits, probe_labels[:, 0]).item()
-    assert written[0].is_file()
-    record = json.loads((algo / "model" / "loss_record.json").read_text())
-    assert record["loss_class"] == "monai_nacl.losses.neighborhood.NeighborAwareLoss"
-    assert record["alpha"] == 0.05
-    assert len(record["losses"]) == 4 and all(math.isfinite(v) and v > 0 for v in record["losses"])
-    # the loss that trained computes MONAI's NACLLoss with alpha 0.05 (not its default 0.1)
-    assert record["probe"] == pytest.approx(nacl, rel=1e-5) and record["probe"] != pytest.approx(default_nacl)
-    # AutoRunner recorded the algorithm as trained, with the validation Dice its train.py wrote
-    score = yaml.safe_load((algo / "model" / "progress.yaml").read_text())[-1]["best_avg_dice_score"]
-    assert 0.0 <= score <= 1.0
-    assert json.loads((algo / "algo_object.json").read_text())[AlgoKeys.SCORE] == pytest.approx(score)
+    records = {t: algos[t] / CKPT[t] / "loss_record.json" for t in TEMPLATES}
+    records["dints search"] = next((algos["dints"]).glob("arch_ram*_fold0")) / "search_loss_record.json"
+    for stage, path in records.items():
+        record = json.loads(path.read_text())
+        levels, halved = DEEP_SUPERVISION.get(stage, (1, 3))
+        assert record["inner_loss_class"] == "monai_nacl.losses.neighborhood.NeighborAwareLoss", stage
+        assert record["alpha"] == 0.05, stage
+        assert len(record["losses"]) == 4 and all(math.isfinite(v) and v > 0 for v in record["losses"]), stage
+        # the loss that trained computes MONAI's NACLLoss with alpha 0.05 (not its default 0.1), per level
+        nacl, default_nacl = _probe_value(levels, halved, 0.05), _probe_value(levels, halved, 0.1)
+        assert record["probe"] == pytest.approx(nacl, rel=1e-5) and record["probe"] != pytest.approx(default_nacl)
+    for template in TEMPLATES:  # AutoRunner recorded each algorithm as trained, with the Dice its train.py wrote
+        score = yaml.safe_load((algos[template] / CKPT[template] / "progress.yaml").read_text())[-1]
+        algo_object = json.loads((algos[template] / "algo_object.json").read_text())
+        assert 0.0 <= score["best_avg_dice_score"] <= 1.0
+        assert algo_object[AlgoKeys.SCORE] == pytest.approx(score["best_avg_dice_score"])
