@@ -22,6 +22,14 @@ def _volumes(n=10, shape=(3, 10, 9, 8), seed=0):
     return probs, labels
 
 
+def _sigmoid_volumes(n=4, shape=(3, 6, 5, 4), seed=7):
+    """Multi-label sigmoid outputs: channels do not sum to 1, several may be positive at a voxel."""
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.sigmoid(torch.randn((n, *shape), generator=g) * 2)
+    labels = (torch.rand((n, *shape), generator=g) < 0.4).long()
+    return probs, labels
+
+
 def _reference(probs, labels, mask=None):
     p, q = flatten(probs, labels, mask)
     return {
@@ -186,6 +194,14 @@ def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
             metric(y_pred=probs[i : i + 1], y=labels[i : i + 1])
         result = metric.aggregate()
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+        sigmoid_probs, sigmoid_labels = _sigmoid_volumes()
+        sigmoid = SegmentationCalibrationMetric(
+            region="all", per_case=True, marginal_bins=5, activation="sigmoid", class_set="up_to_max_label"
+        )
+        for i in range(rank, 4, world):
+            sigmoid(y_pred=sigmoid_probs[i : i + 1], y=sigmoid_labels[i : i + 1])
+        gathered = {"aggregate": sigmoid.aggregate(), "per_class": sigmoid.marginal_class_values()}
+        torch.save(gathered, os.path.join(out_dir, f"sigmoid_rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -198,6 +214,19 @@ def test_two_gloo_ranks_sum_histograms(tmp_path):
         result = torch.load(tmp_path / f"rank{rank}.pt")
         for name, value in expected.items():
             assert result[name] == pytest.approx(value, abs=1e-12)
+    # sigmoid channels with MONAI's per-image, per-channel values, gathered rank by rank (images 0, 2, then 1, 3)
+    from monai.metrics import CalibrationErrorMetric
+
+    probs, labels = _sigmoid_volumes()
+    order = [0, 2, 1, 3]
+    monai_metric = CalibrationErrorMetric(num_bins=5, metric_reduction="none")
+    monai_metric(y_pred=probs[order], y=labels[order])
+    theirs = monai_metric.aggregate().double()
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"sigmoid_rank{rank}.pt")
+        assert result["per_class"]["marginal_ece"].shape == (4, 3)
+        assert torch.allclose(result["per_class"]["marginal_ece"], theirs, atol=1e-6, rtol=0)
+        assert result["aggregate"]["marginal_ece"] == pytest.approx(float(theirs.mean()), abs=1e-6)
 
 
 def test_without_case_values_the_pooled_values_are_the_same() -> None:
