@@ -5,6 +5,15 @@ beside these; no name here shadows a MONAI name, and the vocabulary is MONAI's: 
 calibration error (unweighted mean over non-empty bins), the adaptive (equal-mass) ECE is ``adaece``.
 :func:`marginal_calibration_error` computes MONAI's quantity itself.
 
+Channels: softmax probabilities by default (the C channels sum to 1); ``activation="sigmoid"`` (and any single
+channel) reads each channel as a probability of its own, a binary problem ``p_c`` against ``y_c``, which is how
+MONAI's ``CalibrationErrorMetric`` reads every input: MONAI's inputs give MONAI's values and shapes
+(:data:`ACTIVATIONS`).
+
+Classwise means (CECE, CACE, CMCE, CAdaECE) average over every class by default (``class_set="all"``, ours);
+``class_set="up_to_max_label"`` averages over classes ``0..max(label)`` of the counted voxels, the NACL authors'
+evaluation (:data:`CLASS_SETS`).
+
 Region: the functions count every voxel where ``mask`` is nonzero (all voxels without a mask);
 :class:`SegmentationCalibrationMetric`, :func:`evaluate_segmentation` and the handler default to the
 ground-truth foreground (``region="foreground"``, the NACL papers' protocol).
@@ -15,6 +24,7 @@ from __future__ import annotations
 from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, SegmentationCalibrationMetric
 from monai_nacl.metrics.evaluation import evaluate_segmentation
 from monai_nacl.metrics.functional import (
+    CLASS_SETS,
     adaptive_calibration_error,
     average_calibration_error,
     brier_score,
@@ -41,6 +51,7 @@ from monai_nacl.metrics.reliability import (
     statistics_to_dict,
 )
 from monai_nacl.metrics.statistics import (
+    ACTIVATIONS,
     REGION_DESCRIPTIONS,
     CalibrationStatistics,
     calibration_statistics,
@@ -49,6 +60,8 @@ from monai_nacl.metrics.statistics import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "CLASS_SETS",
     "MARGINAL_NAMES",
     "METRIC_NAMES",
     "REGION_DESCRIPTIONS",
