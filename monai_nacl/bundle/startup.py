@@ -23,6 +23,7 @@ __all__ = [
     "inference_inputs",
     "log_settings",
     "require_fresh_output",
+    "require_valid_data",
     "require_valid_datalist",
     "select_loss",
 ]
@@ -111,21 +112,66 @@ def require_valid_datalist(
         DataCheckFailed: a ``SystemExit`` whose message is a summary line followed by one line per problem
             (``<case>: <file>: <problem>: <value>; fix: <fix>``), so the problems are the last lines of the output.
     """
-    if as_flag(enabled, "check_data"):
-        from monai_nacl.data import check_datalist, datalist_base_dir
-
-        problems = check_datalist(
-            datalist, num_classes, base_dir=base_dir, required_sections=required_sections, in_channels=in_channels
-        )
-        if problems:
-            folder = datalist_base_dir(datalist, base_dir)
-            header = (
-                f"the data check of {os.fspath(datalist)} (relative paths from {folder}, num_classes={num_classes}, "
-                f"in_channels={in_channels}) found {len(problems)} problem(s); fix the datalist or the files (or "
-                "--dataset_dir, --num_classes), or skip the check with --check_data false:"
-            )
-            raise DataCheckFailed("\n".join([header, *map(str, problems)]), problems)
+    _check(datalist, os.fspath(datalist), num_classes, base_dir, enabled, in_channels, required_sections)
     return os.fspath(datalist)
+
+
+def require_valid_data(
+    training: Sequence[Mapping[str, object]],
+    validation: Sequence[Mapping[str, object]],
+    num_classes: int,
+    enabled: bool | str = True,
+    in_channels: int = 1,
+) -> None:
+    """Run the data check (:func:`require_valid_datalist`) on the cases this training reads, its
+    ``train#dataset#data`` and ``validate#dataset#data``.
+
+    Both loaded from one datalist (:func:`~monai_nacl.bundle.training_data.datalist_section`, the bundles' default):
+    the datalist is checked, all its sections. Otherwise (lists handed in, as MONAI Label's ``BundleTrainTask`` does)
+    these lists are, with the ``labels`` of a datalist one of them comes from.
+
+    Raises:
+        DataCheckFailed: as :func:`require_valid_datalist`.
+    """
+    from monai_nacl.bundle.training_data import DatalistSection, data_source
+
+    source = data_source(training, validation)
+    if isinstance(source, str):
+        base_dir = training.base_dir if isinstance(training, DatalistSection) else None
+        _check(source, source, num_classes, base_dir, enabled, in_channels, ("training", "validation"))
+        return
+    data: dict[str, object] = {"training": list(training), "validation": list(validation)}
+    labels = next((s.labels for s in (training, validation) if isinstance(s, DatalistSection) and s.labels), None)
+    if labels:
+        data["labels"] = labels
+    name = "the cases handed in through train#dataset#data and validate#dataset#data"
+    _check(data, name, num_classes, None, enabled, in_channels, ("training", "validation"))
+
+
+def _check(
+    datalist: PathLike | Mapping[str, object],
+    name: str,
+    num_classes: int,
+    base_dir: PathLike | None,
+    enabled: bool | str,
+    in_channels: int,
+    required_sections: Sequence[str],
+) -> None:
+    if not as_flag(enabled, "check_data"):
+        return
+    from monai_nacl.data import check_datalist, datalist_base_dir
+
+    problems = check_datalist(
+        datalist, num_classes, base_dir=base_dir, required_sections=required_sections, in_channels=in_channels
+    )
+    if problems:
+        folder = datalist_base_dir(datalist, base_dir)
+        header = (
+            f"the data check of {name} (relative paths from {folder}, num_classes={num_classes}, "
+            f"in_channels={in_channels}) found {len(problems)} problem(s); fix the datalist or the files (or "
+            "--dataset_dir, --num_classes), or skip the check with --check_data false:"
+        )
+        raise DataCheckFailed("\n".join([header, *map(str, problems)]), problems)
 
 
 RUN_FILES = {"output_dir": ("history.csv",), "ckpt_dir": ("model.pt", "checkpoint_last.pt", "task.json")}
@@ -144,7 +190,11 @@ class OutputDirInUse(SystemExit):
 
 
 def require_fresh_output(
-    output_dir: PathLike, ckpt_dir: PathLike, resume: bool | str = False, overwrite: bool | str = False
+    output_dir: PathLike,
+    ckpt_dir: PathLike,
+    resume: bool | str = False,
+    overwrite: bool | str = False,
+    retrain: bool = False,
 ) -> str:
     """Stop a training that would mix its files with a previous run's, before anything is written.
 
@@ -152,18 +202,28 @@ def require_fresh_output(
     the old ``model.pt`` and ``task.json`` until the first better epoch: a folder that describes no run. The previous
     run's files are :data:`RUN_FILES`.
 
+    MONAI Label trains a bundle in place, again at every request, into the folder it serves the model from, and
+    cannot pass ``--overwrite``: that is ``retrain``. The previous run's ``history.csv`` and ``checkpoint_last.pt``
+    are deleted (they would describe, or resume, another run); its ``model.pt`` and ``task.json`` stay, still served
+    and loaded as the starting weights (MONAI Label's ``pretrained``), until this run's first validation replaces
+    both (the first validation always saves).
+
     Args:
         output_dir: the run's ``output_dir`` (``history.csv``).
         ckpt_dir: the run's ``ckpt_dir`` (``model.pt``, ``checkpoint_last.pt``, ``task.json``).
         resume: ``True``: the run continues the one there (``--resume true``); nothing is checked.
         overwrite: ``True``: the previous run's files are deleted (on rank 0; the user's other files stay).
+        retrain: ``True``: the run replaces the model there, as MONAI Label retrains (see above); the bundles set it
+            when the data is handed in rather than read from a datalist
+            (:func:`~monai_nacl.bundle.training_data.handed_in`).
 
     Returns:
         ``output_dir`` as a string, so a config can chain on it.
 
     Raises:
-        OutputDirInUse: a ``SystemExit`` naming the folder, the files found and the fixes, when neither ``resume``
-            nor ``overwrite`` is set and a previous run's file is present, or when both are set.
+        OutputDirInUse: a ``SystemExit`` naming the folder, the files found and the fixes, when neither ``resume``,
+            ``overwrite`` nor ``retrain`` is set and a previous run's file is present, or when both ``resume`` and
+            ``overwrite`` are set.
     """
     resume, overwrite = as_flag(resume, "resume"), as_flag(overwrite, "overwrite")
     if resume and overwrite:
@@ -173,10 +233,12 @@ def require_fresh_output(
     found = [path for path in found if path.is_file()]
     if resume or not found:
         return os.fspath(output_dir)
-    if overwrite:
+    if overwrite or retrain:
+        kept = ("model.pt", "task.json") if retrain and not overwrite else ()
         if is_rank_zero():
             for path in found:
-                path.unlink(missing_ok=True)
+                if path.name not in kept:
+                    path.unlink(missing_ok=True)
         return os.fspath(output_dir)
     raise OutputDirInUse(
         f"--output_dir {os.fspath(output_dir)} holds a previous run ({', '.join(map(os.fspath, found))}); continue "

@@ -36,7 +36,12 @@ from monai.config import PathLike
 
 from monai_nacl.bundle.json_values import json_value
 from monai_nacl.bundle.transform_records import build_described, class_path, describe_transform, without_markers
-from monai_nacl.bundle.weights import parameter_shapes, weight_shape_differences
+from monai_nacl.bundle.weights import (
+    describe_state,
+    parameter_shapes,
+    require_strict_loading,
+    weight_shape_differences,
+)
 from monai_nacl.calibration.io import CALIBRATION_FILE
 from monai_nacl.utils import atomic_write_text
 
@@ -48,6 +53,7 @@ __all__ = [
     "TrainedTask",
     "record_calibration",
     "task_record",
+    "trained_network",
 ]
 
 TASK_FILE = "task.json"
@@ -134,6 +140,12 @@ def record_calibration(ckpt_dir: PathLike, calibration: Mapping[str, Any] | None
 def _shown(value: Any) -> str:
     ok, plain = json_value(value)
     return json.dumps(plain if ok else repr(value))
+
+
+def _architecture(description: Mapping[str, Any]) -> str:
+    """``monai.networks.nets.UNet(spatial_dims=2, channels=[16, 32])``: a network description as a call."""
+    args = ", ".join(f"{k}={_shown(v)}" for k, v in description.items() if not (k.startswith("_") and k.endswith("_")))
+    return f"{description['_target_']}({args})"
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -291,9 +303,24 @@ class TrainedTask:
                 conflicts,
             )
 
-    def network(self, configured: torch.nn.Module) -> torch.nn.Module:
+    def network(
+        self, configured: torch.nn.Module, require_fit: bool = True, configured_as: Mapping[str, Any] | None = None
+    ) -> torch.nn.Module:
         """The network the model was trained with: built from ``task.json``'s ``network_def``, or ``configured``
-        (the config's ``network_def``) without one, or when both have the same class and parameter shapes."""
+        (the config's ``network_def``) without one, or when both have the same class and parameter shapes.
+
+        Its ``load_state_dict`` is strict whatever the caller asks (:func:`~monai_nacl.bundle.weights.require_strict_loading`),
+        so weights of another architecture stop the load with both named, in MONAI Label too.
+
+        Args:
+            configured: the network the config builds.
+            require_fit: check now that ``<ckpt_dir>/model.pt`` (when present) fits the network.
+            configured_as: the config's description of ``configured`` (``{"_target_": ..., <argument>: ...}``), how
+                messages name it; default: its class.
+
+        Raises:
+            TaskMismatch: with ``require_fit``, when ``model.pt`` does not fit the network.
+        """
         description = None if self.record is None else self.record.get("network_def")
         network = configured
         if description is not None:
@@ -306,26 +333,34 @@ class TrainedTask:
                     description,
                 )
                 network = trained
-        self._require_weights_fit(network)
+        if description is None:
+            description = dict(configured_as) if configured_as is not None else {"_target_": class_path(network)}
+        architecture = _architecture(description)
+        require_strict_loading(network, architecture)
+        if require_fit:
+            self._require_weights_fit(network, architecture)
         return network
 
-    def _require_weights_fit(self, network: torch.nn.Module) -> None:
+    def _require_weights_fit(self, network: torch.nn.Module, architecture: str) -> None:
         """Refuse a network whose parameters do not have the shapes of ``model.pt``'s (instead of PyTorch's
-        ``size mismatch`` traceback when the weights are loaded), naming the first differences and the fix."""
+        ``size mismatch`` traceback when the weights are loaded), naming both architectures, the first differences
+        and the fix."""
         model = self.ckpt_dir / self.model_file
         if not model.is_file():
             return
         differences = weight_shape_differences(network, model)
         if differences:
             fix = (
-                "the model's task.json describes another network; train again"
+                f"the weights are not those {self.path} describes; train again, or put the task.json of these weights "
+                "beside them"
                 if self.record is not None
                 else f"pass --num_classes (and the network settings) the model was trained with: without {TASK_FILE} "
                 "the bundle's defaults are used"
             )
             conflict = (
-                f"{model} does not fit the network ({len(differences)} parameter(s) differ, e.g. "
-                f"{'; '.join(differences[:2])}): {fix}"
+                f"{model} ({describe_state(_model_state(model))}) does not fit the network {architecture} "
+                f"({describe_state(network.state_dict())}): {len(differences)} parameter(s) differ, e.g. "
+                f"{'; '.join(differences[:2])}; {fix}"
             )
             raise TaskMismatch(f"this run contradicts the model's weights (1):\n{conflict}", [conflict])
 
@@ -385,3 +420,26 @@ def _declared_class_names(datalist: PathLike | Mapping[str, Any] | None, num_cla
     from monai_nacl.data import class_names
 
     return class_names(datalist, max(num_classes, len(datalist["labels"])))
+
+
+def _model_state(model_file: Path) -> Mapping[str, Any]:
+    state = torch.load(model_file, map_location="cpu", weights_only=True)
+    return state["model"] if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping) else state
+
+
+def trained_network(trained_task: TrainedTask, network: str, **args: Any) -> torch.nn.Module:
+    """The network a bundle's ``network_def`` stands for: the one its model was trained with.
+
+    ``inference.yaml``'s ``network_def`` is this function, so that every client that builds ``network_def`` (MONAI
+    Label's ``BundleInferTask``, ``monai.bundle ckpt_export``, ``verify_net_in_out``) gets the trained network, not
+    the config's: ``network(**args)`` when the model's ``task.json`` describes the same network (or there is no
+    ``task.json``), else the network ``task.json`` describes. Its ``load_state_dict`` is strict
+    (:meth:`TrainedTask.network`); whether ``model.pt`` fits is checked when the weights are loaded.
+
+    Args:
+        trained_task: the model's task (``@trained_task``).
+        network: class path of the config's network, e.g. ``monai.networks.nets.UNet``.
+        args: the config's network arguments (``network_def#channels``...).
+    """
+    description = {"_target_": network, **args}
+    return trained_task.network(build_described(description), require_fit=False, configured_as=description)

@@ -9,7 +9,14 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["UncertaintyMapsd", "uncertainty_maps"]
+__all__ = ["UncertaintyMapsd", "label_dtype", "uncertainty_maps"]
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    """The smallest integer type of a label map of ``num_classes`` classes that image writers take: ``uint8`` up to
+    256 classes, else ``int32``. ITK, which MONAI Label writes its labels with, has no 64-bit integer images
+    (``itk.Image is not wrapped for input type itk.SL``), so an ``int64`` label map cannot be written there."""
+    return torch.uint8 if num_classes <= 256 else torch.int32
 
 
 def uncertainty_maps(
@@ -19,7 +26,7 @@ def uncertainty_maps(
 
     With ``p`` the class probabilities of a voxel (channel axis), returns
 
-    - ``seg = argmax_c p_c``, the predicted label;
+    - ``seg = argmax_c p_c``, the predicted label, of type :func:`label_dtype` (``uint8`` up to 256 classes);
     - ``max_prob = max_c p_c``, the confidence that the expected calibration error bins;
     - ``entropy = -sum_c p_c log p_c`` (natural log, ``0 log 0 = 0``), divided by ``log C`` when
       ``normalize_entropy`` so that it lies in ``[0, 1]`` whatever the number of classes.
@@ -29,7 +36,8 @@ def uncertainty_maps(
         normalize_entropy: divide the entropy by its maximum ``log C``.
 
     Returns:
-        ``(seg, max_prob, entropy)``, each ``(1, *spatial)``; ``seg`` is ``int64``, the others float.
+        ``(seg, max_prob, entropy)``, each ``(1, *spatial)``; ``seg`` is ``uint8`` (``int32`` above 256 classes),
+        the others float.
 
     Example:
         >>> seg, conf, ent = uncertainty_maps(torch.tensor([[0.5, 0.9], [0.5, 0.1]]).view(2, 2, 1))
@@ -46,7 +54,7 @@ def uncertainty_maps(
     entropy = torch.special.entr(probs).sum(dim=0, keepdim=True)
     if normalize_entropy:
         entropy = entropy / math.log(probs.shape[0])
-    return seg, max_prob, entropy
+    return seg.to(label_dtype(probs.shape[0])), max_prob, entropy
 
 
 class UncertaintyMapsd(MapTransform):

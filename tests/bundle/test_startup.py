@@ -37,18 +37,24 @@ def test_inference_inputs_priority(tmp_path: Path) -> None:
         inference_inputs(None, empty)
 
 
-def test_effective_settings_are_logged_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
-    """The bundle's `settings` resolve to what the run uses: a misspelled override leaves max_epochs as it was."""
+def test_effective_settings_are_logged_at_start_up(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """The bundle's `settings` resolve to what the run uses: a misspelled override leaves max_epochs as it was, and
+    the epochs logged are those the trainer runs (MONAI Label sets train#trainer#max_epochs, not max_epochs)."""
     import logging
 
     from monai.bundle import ConfigParser
 
+    datalist = tmp_path / "list.json"
+    datalist.write_text(json.dumps({"training": [{"image": "a.nii.gz"}], "validation": [{"image": "b.nii.gz"}]}))
     parser = ConfigParser()
     parser.read_config(str(BUNDLES_DIR / "unet2d_nacl" / "configs" / "train.yaml"))
-    parser.update({"bundle_root": str(BUNDLES_DIR / "unet2d_nacl"), "max_epoch": 5, "datalist": "/x/list.json"})
+    parser.update({"bundle_root": str(BUNDLES_DIR / "unet2d_nacl"), "max_epoch": 5, "datalist": str(datalist)})
     settings = parser.get_parsed_content("settings")
-    assert settings["max_epochs"] == 40 and settings["datalist"] == "/x/list.json"
-    assert settings["dataset_dir"] == "/x"  # the datalist's folder by default
+    assert settings["max_epochs"] == 40
+    assert settings["data"] == f"{datalist} (relative paths from {tmp_path})"  # the datalist's folder by default
     with caplog.at_level(logging.INFO, logger="monai_nacl"):
         log_settings(settings)
     assert "effective settings" in caplog.text and "  max_epochs: 40" in caplog.text
+    parser["train#trainer#max_epochs"] = 2
+    parser.parse(True)
+    assert parser.get_parsed_content("settings")["max_epochs"] == 2
