@@ -1,11 +1,12 @@
 """``python -m monai_nacl {compare,demo,bundle}``: compare calibration losses through a bundle, run the demo, or
-list and export the shipped bundles.
+list, export and TorchScript-export the shipped bundles.
 
 Examples::
 
     python -m monai_nacl demo
     python -m monai_nacl bundle list
     python -m monai_nacl bundle export unet2d_nacl ~/work/unet2d_nacl
+    python -m monai_nacl bundle torchscript ~/work/unet2d_nacl   # models/model.ts beside the trained model.pt
     python -m monai_nacl compare --bundle unet2d_nacl --losses ce,dice_ce,nacl --seeds 3 --output outputs/cmp
     python -m monai_nacl compare --bundle unet2d_nacl --datalist my.json --dataset_dir /data --num_classes 4
     python -m monai_nacl compare --bundle unet2d_nacl --losses ce --grid "nacl:alpha=0.05,0.1,0.2" --posthoc ts
