@@ -152,7 +152,7 @@ class SegmentationReportHandler:
       ``{"1": "grey_matter", "2": "white_matter"}``), ``mean`` (over cases, NaN/empty cases left out; keys as the
       columns, e.g. ``mean_dice``, ``dice_grey_matter``) with ``num_valid`` per column, ``pooled`` (calibration
       over every counted voxel of every case together), ``pooled_over`` (those voxels in words, e.g. "ground-truth
-      foreground voxels (label != 0) of every case"), ``num_bins``, ``region`` and ``skipped`` (the cases left out
+      foreground voxels (label != 0) of every case"), ``num_bins``, ``region``, ``class_set`` (the classes the classwise means average) and ``skipped`` (the cases left out
       before the run, with the data check's findings); undefined values are ``null``;
     - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``,
       ``class_names`` of the label values ``0 .. num_classes - 1`` and ``statistics``, see
@@ -192,6 +192,9 @@ class SegmentationReportHandler:
         output_transform: maps ``engine.state.output`` to the list of decollated items (default: itself).
         skipped_cases: the run's :class:`~monai_nacl.data.SkippedCases`, whose cases ``summary.json`` lists
             under ``skipped``; ``None``: none were skipped.
+        class_set: the classes the classwise means (CECE, CACE, CMCE, CAdaECE) average over: ``"all"`` (every class
+            ``0 .. num_classes - 1``, this package's convention) or ``"up_to_max_label"`` (classes ``0 .. max
+            label`` of each case, as the NACL authors' evaluation; pooled: of all cases); ``summary.json`` states it.
     """
 
     def __init__(
@@ -214,12 +217,14 @@ class SegmentationReportHandler:
         rater_files: Mapping[str, Sequence[str]] | None = None,
         calibration: Any = None,
         class_names: Sequence[str] | None = None,
+        class_set: str = "all",
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background plus at least one class), got {num_classes}.")
         self.output_dir = os.fspath(output_dir)
         self.num_classes = num_classes
         self.class_names = _names(class_names, num_classes)
+        self.class_set = class_set
         self.num_bins = num_bins
         self.region = region
         self.include_background = include_background
@@ -277,6 +282,7 @@ class SegmentationReportHandler:
                     num_bins=self.num_bins,
                     region=self.region,
                     include_background=self.include_background,
+                    class_set=self.class_set,
                 )
             row = {"case": case_name(item), **flatten_case_metrics(result, self.class_names)}
             if row["case"] in self.rater_files:
@@ -309,7 +315,9 @@ class SegmentationReportHandler:
             dice = pairwise_dice(maps, self.num_classes, include_background=self.include_background)
             row.update({f"inter_rater_dice_{self.class_names[k]}": float(v) for k, v in zip(classes, dice.tolist())})
         soft = torch.as_tensor(rater_soft_reference(maps, self.num_classes))
-        metric = SegmentationCalibrationMetric(num_bins=self.num_bins, region=self.region, keep_case_values=False)
+        metric = SegmentationCalibrationMetric(
+            num_bins=self.num_bins, region=self.region, keep_case_values=False, class_set=self.class_set
+        )
         metric(y_pred=probs[None].float().cpu(), y=soft[None])
         values = metric.aggregate()
         row.update({f"raters_{name}": float(values[name]) for name in RATER_METRICS})
@@ -342,7 +350,7 @@ class SegmentationReportHandler:
         """The calibration metrics of :meth:`pooled_statistics` (NaN, with a warning, when no voxel was counted)."""
         from monai_nacl.metrics import METRIC_NAMES, calibration_values
 
-        values = calibration_values(self.pooled_statistics())
+        values = calibration_values(self.pooled_statistics(), self.class_set)
         if float(values["count"]) == 0:
             warnings.warn(
                 f"no voxel was counted in region '{self.region}'; the pooled calibration values are NaN.", stacklevel=3
@@ -371,6 +379,7 @@ class SegmentationReportHandler:
             "pooled_over": f"{REGION_DESCRIPTIONS[self.region]} of every case",
             "num_bins": self.num_bins,
             "region": self.region,
+            "class_set": self.class_set,
             "skipped": self.skipped_cases.records() if self.skipped_cases is not None else [],
             "calibration": getattr(self.calibration, "applied", None) or {"method": "none"},
         }

@@ -80,6 +80,7 @@ SUMMARY_KEYS = {
     "pooled_over",
     "num_bins",
     "region",
+    "class_set",
     "skipped",
     "calibration",
 }

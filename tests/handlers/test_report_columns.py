@@ -117,3 +117,24 @@ def test_rater_columns_use_the_class_names(tmp_path: Path) -> None:
 def test_wrong_class_names_are_refused(tmp_path: Path, names: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SegmentationReportHandler(tmp_path, num_classes=3, class_names=names)
+
+
+def test_class_set_reaches_the_table_and_the_summary(tmp_path: Path) -> None:
+    """With the authors' class set, a case without class 2 averages CECE over classes 0..1 only: the handler's
+    column equals evaluate_segmentation's with that option and differs from the default."""
+    items = _items(2)
+    items[0]["label"] = MetaTensor(
+        torch.where(items[0]["label"] == 2, 1.0, items[0]["label"]), meta=items[0]["label"].meta
+    )
+    theirs, _ = _run(
+        SegmentationReportHandler(tmp_path / "theirs", 3, diagram_filename=None, class_set="up_to_max_label"), items
+    )
+    ours, summary = _run(SegmentationReportHandler(tmp_path / "ours", 3, diagram_filename=None), items)
+    assert summary["class_set"] == "all"
+    assert json.loads((tmp_path / "theirs" / "summary.json").read_text())["class_set"] == "up_to_max_label"
+    for k, item in enumerate(items):
+        for class_set, rows in (("up_to_max_label", theirs), ("all", ours)):
+            expected = evaluate_segmentation(item["pred"][None], item["label"][None], class_set=class_set)
+            assert float(rows[k]["cece"]) == pytest.approx(float(expected["per_case"]["cece"][0]), abs=1e-6)
+    assert float(theirs[0]["cece"]) != pytest.approx(float(ours[0]["cece"]), abs=1e-4)
+    assert float(theirs[1]["cece"]) == pytest.approx(float(ours[1]["cece"]), abs=1e-9)  # every class present
