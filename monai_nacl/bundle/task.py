@@ -103,10 +103,20 @@ def task_record(task: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "intensity_transforms":
             record[key] = [describe_transform(t) for t in value]
         else:
-            ok, plain = json_value(os.fspath(value) if isinstance(value, Path) else value)
-            record[key] = plain if ok else repr(value)
+            record[key] = _record_value(value)
     record.setdefault("calibration", None)
     return record
+
+
+def _record_value(value: Any) -> Any:
+    """``value`` as ``task.json`` holds it: JSON values as they are (mappings and lists item by item, paths as
+    strings), anything else as its ``repr``."""
+    if isinstance(value, Mapping):
+        return {str(k): _record_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (Mapping, Path)) for v in value):
+        return [_record_value(v) for v in value]
+    ok, plain = json_value(os.fspath(value) if isinstance(value, Path) else value)
+    return plain if ok else repr(value)
 
 
 def record_calibration(ckpt_dir: PathLike, calibration: Mapping[str, Any] | None) -> Path | None:

@@ -60,7 +60,9 @@ def test_task_file_describes_the_trained_model(trained: tuple[Path, str, str]) -
     assert task["network_def"]["_target_"] == "monai.networks.nets.UNet"
     assert task["network_def"]["channels"] == [8, 16, 32, 64] and task["network_def"]["out_channels"] == 3
     assert task["intensity_transforms"][0]["nonzero"] is True
-    assert task["datalist"] == datalist and task["calibration"] is None
+    # the training section from the datalist, the validation case handed in as a list (validate#dataset#data)
+    assert task["datalist"]["training"] == datalist and len(task["datalist"]["validation"]) == 1
+    assert task["calibration"] is None
     from monai_nacl.utils import file_sha256
 
     assert task["model"]["sha256"] == file_sha256(out / "models" / "model.pt")
