@@ -11,7 +11,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	# torch first and pinned: the CPU wheel on disk; an open range pulls GBs of CUDA wheels.
 	$(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install -e ".[test,monailabel]"
+	# MONAI Label's task classes for tests/integrations/test_monailabel.py, without its pins (another torch and a
+	# CUDA torchvision): the light packages its bundle tasks import are the extra `monailabel`
+	$(PY) -m pip install --no-deps "monailabel==0.8.5"
 	touch $(STAMP)
 
 venv: $(STAMP)
