@@ -58,3 +58,25 @@ def test_effective_settings_are_logged_at_start_up(caplog: pytest.LogCaptureFixt
     parser["train#trainer#max_epochs"] = 2
     parser.parse(True)
     assert parser.get_parsed_content("settings")["max_epochs"] == 2
+
+
+def _previous_run(folder: Path) -> list[Path]:
+    (folder / "models").mkdir(parents=True)
+    files = [folder / "history.csv", *(folder / "models" / n for n in ("model.pt", "checkpoint_last.pt", "task.json"))]
+    for path in files:
+        path.write_text("previous\n")
+    return files
+
+
+def test_retraining_in_place_keeps_the_served_model_until_replaced(tmp_path: Path) -> None:
+    """MONAI Label retrains into the folder it serves from: the previous run's history and last checkpoint go, its
+    model.pt and task.json stay (served, and loaded as the pretrained start) until the new run saves its own."""
+    from monai_nacl.bundle import OutputDirInUse, require_fresh_output
+
+    history, model, last, task = _previous_run(tmp_path)
+    with pytest.raises(OutputDirInUse):
+        require_fresh_output(tmp_path, tmp_path / "models")
+    assert require_fresh_output(tmp_path, tmp_path / "models", retrain=True) == str(tmp_path)
+    assert model.is_file() and task.is_file() and not history.exists() and not last.exists()
+    require_fresh_output(tmp_path, tmp_path / "models", overwrite=True, retrain=True)  # --overwrite deletes all
+    assert not model.exists() and not task.exists()

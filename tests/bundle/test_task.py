@@ -20,6 +20,7 @@ from monai_nacl.bundle import (
     describe_transform,
     record_calibration,
 )
+from monai_nacl.bundle.weights import parameter_shapes
 from monai_nacl.calibration import ApplyCalibrationd, StaleCalibration, TemperatureScaling, save_calibration
 from monai_nacl.handlers import TaskSettingsWriter
 
@@ -202,3 +203,29 @@ def test_weights_of_another_network_are_refused_before_loading(tmp_path):
     assert "parameter(s) differ" in message and "(4," in message and "(3," in message and "--num_classes" in message
     fitting = UNet(**{**UNET_ARGS, "out_channels": 4})
     assert task.network(fitting) is fitting
+
+
+def test_inference_network_def_is_the_trained_network_and_loads_strictly(tmp_path):
+    """``trained_network`` (inference.yaml's network_def) builds task.json's network; its load_state_dict refuses
+    other weights even with strict=False (MONAI Label), after copy.deepcopy (MONAI Label's per-device copy), and a
+    partial copy (monai.networks.utils.copy_model_state, as `monai.bundle ckpt_export` loads)."""
+    import copy
+
+    from monai.networks.utils import copy_model_state
+
+    from monai_nacl.bundle.task import trained_network
+    from monai_nacl.bundle.weights import WeightsMismatch
+
+    folder = _trained(tmp_path / "models", network_def={"target": "monai.networks.nets.UNet", "args": UNET_ARGS})
+    configured = {**UNET_ARGS, "channels": [16, 32, 64], "strides": [2, 2]}  # what the config says
+    network = trained_network(TrainedTask(folder), "monai.networks.nets.UNet", **configured)
+    assert parameter_shapes(network) == parameter_shapes(UNet(**UNET_ARGS))
+    network.load_state_dict(torch.load(folder / "model.pt", weights_only=True), strict=False)
+    other = UNet(**configured).state_dict()
+    for load in (
+        lambda n: n.load_state_dict(other, strict=False),
+        lambda n: copy.deepcopy(n).load_state_dict(other, strict=False),
+        lambda n: copy_model_state(n, other),
+    ):
+        with pytest.raises(WeightsMismatch, match=r"monai.networks.nets.UNet\(spatial_dims=2, .*channels=\[4, 8\]"):
+            load(network)

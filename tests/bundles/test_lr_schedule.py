@@ -26,3 +26,13 @@ def test_one_drop_at_half_the_schedule(bundle: str, protocol: list[str], max_epo
     half = max(1, max_epochs // 2)
     assert rates == pytest.approx([1e-3] * half + [1e-4] * (max_epochs - half)), rates
     assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_the_drop_follows_the_epochs_the_trainer_runs(bundle: str) -> None:
+    """MONAI Label sets train#trainer#max_epochs (its default: 50), not max_epochs: the one drop is at half of those."""
+    parser = ConfigParser()
+    parser.read_config(config_path(bundle, "train.yaml"))
+    parser["optimizer#params"] = "$[torch.nn.Parameter(torch.zeros(1))]"
+    parser["train#trainer#max_epochs"] = 50
+    assert parser.get_parsed_content("lr_scheduler").milestones == {25: 1}
