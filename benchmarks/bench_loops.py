@@ -22,8 +22,9 @@ same inferer settings (``SliceInferer`` for the 2D bundle, ``SlidingWindowInfere
 ``DiceMetric``, on the same test volumes loaded from disk by both; alternated, medians. Peak memory per case: the
 rise of the process's resident high-water mark (``VmHWM``, reset via ``/proc/self/clear_refs``) during the run.
 
-``--profile`` writes a cProfile of the bundle's training epochs and of one evaluation to ``bench_results/`` and
-prints the functions with the largest cumulative time.
+``--profile`` writes a cProfile of the bundle's last training epoch (its validation round included; that epoch
+is then left out of the timings) and of one more evaluation run to ``bench_results/`` and prints the functions with
+the largest cumulative time.
 
 Run: ``python benchmarks/bench_loops.py [--quick] [--datalist PATH] [--threads T]``; writes
 ``bench_results/loops.json``.
@@ -54,6 +55,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench_common import machine_info
 
 from monai_nacl.compare.compared_bundle import EVALUATE, TRAIN, ComparedBundle
 from monai_nacl.compare.demo import DEMO_OVERRIDES
@@ -233,11 +236,9 @@ class AlternatingEpochs:
         self.bundle_seconds.append(time.perf_counter() - self._start - self._validation)
         self.loader_seconds.append(self._loader)
         self.items.append(self._items)
-        if self.profiler is not None:
-            self.profiler.disable()  # the profile holds the bundle's epochs only
         self.plain_seconds.append(self.plain.epoch())
-        if self.profiler is not None:
-            self.profiler.enable()
+        if self.profiler is not None and engine.state.epoch == engine.state.max_epochs - 1:
+            self.profiler.enable()  # the last epoch only, which the timings leave out: cProfile slows Python down
         self._validation = self._loader = 0.0
         self._items = 0
         self._start = time.perf_counter()
@@ -254,7 +255,7 @@ def run_training(
 ) -> dict[str, Any]:
     """Train ``name`` for ``settings["epochs"]`` epochs alternating with the plain loop; returns the timings."""
     bundle = ComparedBundle.load(name, protocol=settings["protocol"], evaluate_fragments=())
-    epochs = settings["epochs"]
+    epochs = settings["epochs"] + (profile is not None)  # a profiled epoch is one more, not timed
     overrides = {
         **settings["overrides"],
         "datalist": datalist,
@@ -275,13 +276,12 @@ def run_training(
         plain = PlainTrainingLoop(copy.deepcopy(network), copy.deepcopy(loss), learning_rate, device)
         profiler = cProfile.Profile() if profile is not None else None
         timer = AlternatingEpochs(trainer, validator, plain, profiler)
-        if profiler is not None:
-            profiler.enable()
         trainer.run()
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
-    counted = slice(1, None)  # the first epoch of each is a warm-up
+    # the first epoch of each is a warm-up; a profiled last epoch is not timed
+    counted = slice(1, -1) if profiler is not None else slice(1, None)
     bundle_rate = [n / s for n, s in zip(timer.items[counted], timer.bundle_seconds[counted])]
     plain_rate = [plain.items / s for s in timer.plain_seconds[counted]]
     bundle_epoch = statistics.median(timer.bundle_seconds[counted])
@@ -294,7 +294,7 @@ def run_training(
         "items_per_epoch": timer.items[0],
         "steps_per_epoch": len(plain.batches),
         "batch_shape": list(plain.batches[0][0].shape),
-        "epochs_timed": len(timer.bundle_seconds) - 1,
+        "epochs_timed": len(timer.bundle_seconds[counted]),
         "startup_seconds": startup,
         "bundle_epoch_seconds": timer.bundle_seconds,
         "plain_epoch_seconds": timer.plain_seconds,
@@ -318,7 +318,9 @@ def _plain_evaluation(parser: Any) -> Callable[[], int]:
     from monai.metrics import DiceMetric
     from monai.transforms import Compose
 
-    cases = parser.get_parsed_content("validate#dataset#data")
+    cases = [
+        {"image": case["image"], "label": case["label"]} for case in parser.get_parsed_content("validate#dataset#data")
+    ]
     dataset = Dataset(cases, transform=Compose(parser.get_parsed_content("train#deterministic_transforms")))
     roi_size = list(parser.get_parsed_content("roi_size"))
     sw_batch_size, device = parser.get_parsed_content("sw_batch_size"), parser.get_parsed_content("device")
@@ -398,24 +400,6 @@ def top_functions(profile: Path, count: int = 25) -> str:
     return out.getvalue()
 
 
-def machine() -> dict[str, Any]:
-    """Date, CPU model, core count, torch threads and load average, as every figure is stated with."""
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "cpu_model": model,
-        "nproc": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_average": list(os.getloadavg()),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the loop benchmarks, write ``bench_results/loops.json`` (or ``--output``) and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -436,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = bundle_settings(args.quick)
-    result: dict[str, Any] = {"machine": machine(), "datalist": str(args.datalist), "bundles": {}}
+    result: dict[str, Any] = {"machine": machine_info(), "datalist": str(args.datalist), "bundles": {}}
     with tempfile.TemporaryDirectory(prefix="bench_loops_") as tmp:
         for name in [n.strip() for n in args.bundles.split(",") if n.strip()]:
             if name not in settings:
@@ -451,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.loss_name,
                 profile["train"] if args.profile else None,
             )
-            print(f"== {name}: evaluation ==", flush=True)
+            print_training(name, training)
             evaluation = run_evaluation(
                 name,
                 settings[name],
@@ -462,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile["evaluate"] if args.profile else None,
             )
             result["bundles"][name] = {"training": training, "evaluation": evaluation}
-            _print_bundle(name, training, evaluation)
+            print_evaluation(name, evaluation)
             if args.profile:
                 for kind, path in profile.items():
                     print(f"-- cProfile of {name} {kind} ({path}):\n{top_functions(path)}", flush=True)
@@ -472,23 +456,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _print_bundle(name: str, training: Mapping[str, Any], evaluation: Mapping[str, Any]) -> None:
+def print_training(name: str, training: Mapping[str, Any]) -> None:
     item = training["item"]
+    items = {"slice": "slices", "patch": "patches"}.get(item, item + "s")
     print(
-        f"{name} training, {training['items_per_epoch']} {item}s per epoch in {training['steps_per_epoch']} steps of "
+        f"{name} training, {training['items_per_epoch']} {items} per epoch in {training['steps_per_epoch']} steps of "
         f"{tuple(training['batch_shape'])}, median of {training['epochs_timed']} epochs:\n"
-        f"  bundle {training['bundle_items_per_second']:8.2f} {item}s/s  (epoch {training['median_bundle_epoch_seconds']:.3f} s, "
-        f"of which loader {training['median_bundle_loader_seconds']:.3f} s)\n"
-        f"  plain  {training['plain_items_per_second']:8.2f} {item}s/s  (epoch {training['median_plain_epoch_seconds']:.3f} s)\n"
+        f"  bundle {training['bundle_items_per_second']:8.2f} {items}/s  (epoch "
+        f"{training['median_bundle_epoch_seconds']:.3f} s, of which loader {training['median_bundle_loader_seconds']:.3f} s)\n"
+        f"  plain  {training['plain_items_per_second']:8.2f} {items}/s  (epoch {training['median_plain_epoch_seconds']:.3f} s)\n"
         f"  bundle / plain time per {item} {training['ratio_bundle_over_plain']:5.2f}x  (goal <= {training['goal']}x); "
         f"one validation round {training['validation_round_seconds'][-1]:.2f} s; start-up {training['startup_seconds']:.1f} s",
         flush=True,
     )
+
+
+def print_evaluation(name: str, evaluation: Mapping[str, Any]) -> None:
     print(
-        f"{name} evaluation, {evaluation['num_cases']} cases, median of {evaluation['repeats']}:\n"
-        f"  bundle {evaluation['bundle_seconds_per_case']:7.3f} s/case  peak RSS +{evaluation['bundle_peak_rss_increase_mib']} MiB\n"
-        f"  plain  {evaluation['plain_seconds_per_case']:7.3f} s/case  peak RSS +{evaluation['plain_peak_rss_increase_mib']} MiB\n"
-        f"  bundle / plain {evaluation['ratio_bundle_over_plain']:5.2f}x  (goal <= {evaluation['goal']}x)",
+        f"{name} evaluation, {evaluation['num_cases']} cases, median of {evaluation['repeats']} runs:\n"
+        f"  bundle {evaluation['bundle_seconds_per_case']:7.3f} s/case  peak RSS "
+        f"+{evaluation['bundle_peak_rss_increase_mib']:.1f} MiB\n"
+        f"  plain  {evaluation['plain_seconds_per_case']:7.3f} s/case  peak RSS "
+        f"+{evaluation['plain_peak_rss_increase_mib']:.1f} MiB\n"
+        f"  bundle / plain {evaluation['ratio_bundle_over_plain']:5.2f}x  (goal <= {evaluation['goal']}x); start-up "
+        f"{evaluation['startup_seconds']:.1f} s",
         flush=True,
     )
 

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 0: torch's choice)")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)  # run_all passes one command line to every benchmark
     if args.threads:
         torch.set_num_threads(args.threads)
 
