@@ -239,6 +239,19 @@ class TrainedTask:
         return [int(v) for v in self._required("roi_size")]
 
     @property
+    def in_channels(self) -> int | None:
+        """The image channels of the trained network (``task.json``'s ``network_def``), None when not recorded.
+
+        What evaluation and calibration build ``network_def`` with, instead of counting the training data's channels
+        again (a datalist to evaluate on may hold no training section)."""
+        description = self.get("network_def")
+        if not isinstance(description, Mapping):
+            return None
+        args = description.get("args") if isinstance(description.get("args"), Mapping) else description
+        value = args.get("in_channels")
+        return None if value is None else int(value)
+
+    @property
     def class_names(self) -> list[str] | None:
         names = self.get("class_names")
         return None if names is None else [str(n) for n in names]

@@ -20,7 +20,9 @@ from monai.config import PathLike
 
 __all__ = [
     "DatalistSection",
+    "data_channels",
     "data_class_names",
+    "data_num_classes",
     "data_source",
     "datalist_section",
     "describe_source",
@@ -127,3 +129,26 @@ def _channel_def(metadata: Path) -> dict[str, Any] | None:
     pred = next(iter(outputs.values()), None) if isinstance(outputs, Mapping) else None
     channel_def = pred.get("channel_def") if isinstance(pred, Mapping) else None
     return dict(channel_def) if isinstance(channel_def, Mapping) else None
+
+
+def data_num_classes(training: Sequence[Any], default: int = 3) -> int:
+    """The bundles' default ``num_classes``: the count the training datalist's ``labels`` name (values ``0..K-1``),
+    else ``default``. ``--num_classes`` replaces it; the data check compares the two when both exist."""
+    from monai_nacl.data import num_classes_of
+
+    if isinstance(training, DatalistSection) and training.labels:
+        return num_classes_of({"labels": training.labels}, default=default)
+    return default
+
+
+def data_channels(training: Sequence[Any]) -> int | None:
+    """The bundles' default ``in_channels``: the image channels of the first training case (one file per channel,
+    a 4D file, or both; :func:`monai_nacl.data.image_channels`), so a 4-modality datalist needs no
+    ``--network_def#in_channels``. None when that case cannot be read: the start-up data check then names the file,
+    and checks every case against the channels of the others."""
+    from monai_nacl.data import image_channels
+
+    try:
+        return image_channels({"training": [dict(case) for case in training]})
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -1,8 +1,10 @@
 """MONAI dictionary transforms of monai_nacl: the neighbourhood prior computed in the loader, the uncertainty maps of a
-prediction, the intensity handling by modality and patch centres from the image's support."""
+prediction (its label map in a dtype ITK writes), the intensity handling by modality, patch centres from the image's
+support, and keys set aside around the spatial transforms (MONAI Label's ``image_path``)."""
 
 from __future__ import annotations
 
+from monai_nacl.transforms.aside import RestoreAsided, SetAsided
 from monai_nacl.transforms.intensity import (
     DEFAULT_CT_WINDOW,
     INTENSITY_MODES,
@@ -11,15 +13,18 @@ from monai_nacl.transforms.intensity import (
     intensity_transforms,
 )
 from monai_nacl.transforms.neighborhood import NeighborhoodPriord
-from monai_nacl.transforms.uncertainty import UncertaintyMapsd, uncertainty_maps
+from monai_nacl.transforms.uncertainty import UncertaintyMapsd, label_dtype, uncertainty_maps
 
 __all__ = [
     "DEFAULT_CT_WINDOW",
     "INTENSITY_MODES",
     "NeighborhoodPriord",
+    "RestoreAsided",
+    "SetAsided",
     "SupportFgBgToIndicesd",
     "UncertaintyMapsd",
     "foreground_intensity_statistics",
     "intensity_transforms",
+    "label_dtype",
     "uncertainty_maps",
 ]

@@ -50,7 +50,9 @@ def test_layout_and_metadata(bundle: str) -> None:
     meta = read_json(root / "configs" / "metadata.json")
     assert meta["name"] == bundle
     outputs = meta["network_data_format"]["outputs"]["pred"]
-    assert outputs["num_channels"] == load(bundle, "train.yaml")["num_classes"] == len(outputs["channel_def"])
+    # num_classes: the datalist's labels count (the default dataset names 3), else 3
+    assert outputs["num_channels"] == 3 == len(outputs["channel_def"])
+    assert load(bundle, "train.yaml")["num_classes"].endswith("(@train#dataset#data, default=3)")
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
@@ -87,16 +89,31 @@ def test_inference_matches_training(bundle: str) -> None:
     train, inference, evaluate = (
         load(bundle, *n) for n in (["train.yaml"], ["inference.yaml"], ["train.yaml", "evaluate.yaml"])
     )
-    for key in ("network_def", "validate#inferer"):
-        assert inference[key.replace("validate#", "")] == train[key], key
+    assert inference["inferer"] == train["validate#inferer"]
+    # inference's network_def builds the trained network (task.json); without one, the config's: the training's
+    # class and arguments, the channels from the trained task instead of a count of the training data
+    trained_args = {k: v for k, v in train["network_def"].items() if k not in ("_target_", "in_channels")}
+    inference_args = {
+        k: v for k, v in inference["network_def"].items() if k not in ("_target_", "_requires_", "trained_task")
+    }
+    assert inference["network_def"]["_target_"] == "monai_nacl.bundle.task.trained_network"
+    assert inference_args.pop("network") == train["network_def"]["_target_"]
+    assert inference_args.pop("in_channels") == "$@trained_task.in_channels or 1"
+    assert inference_args == trained_args
     # the task comes from task.json; without one, from the same defaults as training's
     for key in ("num_classes", "pixdim", "roi_size"):
         assert inference[key] == evaluate[key] == f"$@trained_task.{key}"
+    for key in ("pixdim", "roi_size"):
         assert inference["trained_task#defaults"][key] == evaluate["trained_task#defaults"][key] == train[key], key
-    train_chain = [t["_target_"] for t in train["train#load_transforms"] + train["train#intensity_transforms"]]
-    inference_chain = inference["load_transforms"] + inference["intensity_transforms"]
-    assert [t["_target_"] for t in inference_chain] == train_chain
-    assert inference["intensity_transforms"][0]["nonzero"] == train["train#intensity_transforms"][0]["nonzero"]
+    assert inference["trained_task#defaults"]["num_classes"] == evaluate["trained_task#defaults"]["num_classes"] == 3
+    assert "default=3" in train["num_classes"]
+    train_chain = [t["_target_"] for t in train["train#load_transforms"]]
+    assert [t["_target_"] for t in inference["load_transforms"]] == train_chain
+    # one intensity setting, the same function and default in both
+    assert inference["intensity"] == train["intensity"] == "mr"
+    assert inference["intensity_window"] == train["intensity_window"] is None
+    assert "monai_nacl.transforms.intensity_transforms(@intensity" in inference["intensity_transforms"]
+    assert "monai_nacl.transforms.intensity_transforms(@intensity" in train["train#intensity_transforms"]
 
 
 def _loss(bundle: str, loss_name: str, **overrides: object) -> torch.nn.Module:

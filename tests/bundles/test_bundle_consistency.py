@@ -24,6 +24,7 @@ INTENDED_DIFFERENCES: dict[str, tuple[str, ...]] = {
     "train.yaml": (*NETWORK, *INFERER, *ROI, *PATCHES, *SCHEDULE, "task#bundle"),
     "inference.yaml": (*NETWORK, *INFERER, *ROI, "sw_batch_size"),
     "evaluate.yaml": ROI,
+    "calibrate.yaml": ROI,
     # the authors' regime: their 2D UNet and slice-wise training exist for the 2D bundle only
     "protocol_paper.yaml": (
         "network_def",

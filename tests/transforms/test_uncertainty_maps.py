@@ -34,7 +34,7 @@ def test_uncertainty_mapsd_keeps_metadata_and_names() -> None:
     probs = MetaTensor(torch.softmax(torch.randn(3, 4, 4, 4), 0), affine=torch.diag(torch.tensor([2.0, 3, 4, 1])))
     probs.meta["filename_or_obj"] = "/data/case_07.nii.gz"
     out = UncertaintyMapsd("pred", seg_key="pred")({"pred": probs})
-    assert out["pred"].shape == (1, 4, 4, 4) and out["pred"].dtype == torch.int64
+    assert out["pred"].shape == (1, 4, 4, 4) and out["pred"].dtype == torch.uint8  # ITK writes it (not int64)
     for key in ("pred", "max_prob", "entropy"):
         torch.testing.assert_close(out[key].affine, probs.affine)
     assert case_name(out) == "case_07"
