@@ -14,6 +14,9 @@ Classwise means (CECE, CACE, CMCE, CAdaECE) average over every class by default 
 ``class_set="up_to_max_label"`` averages over classes ``0..max(label)`` of the counted voxels, the NACL authors'
 evaluation (:data:`CLASS_SETS`).
 
+Without labels, :func:`soft_dice_confidence` estimates each case's Dice per class from its probabilities (the Soft
+Dice Confidence, arXiv 2402.10665); :func:`dice_estimate_agreement` measures it against the true Dice.
+
 Region: the functions count every voxel where ``mask`` is nonzero (all voxels without a mask);
 :class:`SegmentationCalibrationMetric`, :func:`evaluate_segmentation` and the handler default to the
 ground-truth foreground (``region="foreground"``, the NACL papers' protocol).
@@ -22,6 +25,7 @@ ground-truth foreground (``region="foreground"``, the NACL papers' protocol).
 from __future__ import annotations
 
 from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, SegmentationCalibrationMetric
+from monai_nacl.metrics.dice_estimate import dice_estimate_agreement, foreground_mean, soft_dice_confidence
 from monai_nacl.metrics.evaluation import evaluate_segmentation
 from monai_nacl.metrics.functional import (
     CLASS_SETS,
@@ -77,8 +81,10 @@ __all__ = [
     "concatenate_statistics",
     "dataset_reliability_figure",
     "dataset_reliability_histogram",
+    "dice_estimate_agreement",
     "evaluate_segmentation",
     "expected_calibration_error",
+    "foreground_mean",
     "marginal_calibration_error",
     "marginal_statistics",
     "maximum_calibration_error",
@@ -89,6 +95,7 @@ __all__ = [
     "reliability_figure",
     "reliability_from_statistics",
     "reliability_statistics",
+    "soft_dice_confidence",
     "statistics_from_dict",
     "statistics_to_dict",
 ]
