@@ -68,10 +68,14 @@ class SkippedCases:
         section: name of the list in the messages (``"test"``, ``"inputs"``).
         enabled: ``False`` (``--check_data false``) passes every case on unchecked: a file that cannot be read
             then stops the run when the loader reaches it.
+        in_channels: image channels per case the network takes (the trained task's; ``None``: any number).
     """
 
-    def __init__(self, num_classes: int, section: str = "cases", enabled: bool | str = True) -> None:
+    def __init__(
+        self, num_classes: int, section: str = "cases", enabled: bool | str = True, in_channels: int | None = 1
+    ) -> None:
         self.num_classes = num_classes
+        self.in_channels = in_channels
         self.section = section
         self.enabled = as_flag(enabled, "check_data")
         self.skipped: list[SkippedCase] = []
@@ -91,7 +95,9 @@ class SkippedCases:
             return cases
         kept = []
         rejected: list[SkippedCase] = []
-        for item, problems in zip(cases, check_cases(cases, self.num_classes, section=self.section)):
+        for item, problems in zip(
+            cases, check_cases(cases, self.num_classes, section=self.section, in_channels=self.in_channels)
+        ):
             if not problems:
                 kept.append(item)
                 continue
