@@ -1,10 +1,11 @@
 """Ignite handlers for MONAI engines and the bundles: calibration metrics and reliability diagrams, the training
-history, CRaC's multipliers, the validation schedule, resuming a run, the model's ``task.json`` and the evaluation
-report."""
+history, CRaC's multipliers, the validation schedule, resuming a run, the model's ``task.json``, the evaluation
+report and an inference's label-free Dice estimates with its review list."""
 
 from __future__ import annotations
 
 from monai_nacl.handlers.calibration import CalibrationMetricHandler
+from monai_nacl.handlers.dice_estimate import DiceEstimateHandler, estimate_columns, review_order
 from monai_nacl.handlers.history import TrainingHistoryHandler
 from monai_nacl.handlers.lagrange import LagrangeMultiplierHandler
 from monai_nacl.handlers.reliability import ReliabilityDiagramHandler
@@ -33,6 +34,7 @@ __all__ = [
     "RATER_METRICS",
     "BestMetricState",
     "CalibrationMetricHandler",
+    "DiceEstimateHandler",
     "LagrangeMultiplierHandler",
     "LastCheckpointSaver",
     "ReliabilityDiagramHandler",
@@ -42,8 +44,10 @@ __all__ = [
     "TrainingHistoryHandler",
     "ValidationScheduleHandler",
     "case_name",
+    "estimate_columns",
     "file_stem",
     "flatten_case_metrics",
     "last_checkpoint",
     "rater_files",
+    "review_order",
 ]

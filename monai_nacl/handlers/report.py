@@ -38,6 +38,7 @@ __all__ = [
     "case_name",
     "file_stem",
     "flatten_case_metrics",
+    "gathered",
     "rater_files",
 ]
 
@@ -132,6 +133,16 @@ def rater_files(
         if raters:
             files[file_stem(entry["image"])] = [os.path.join(base_dir, p) if base_dir else os.fspath(p) for p in raters]
     return files
+
+
+def gathered(items: list[Any]) -> list[Any]:
+    """The items of every rank of ``torch.distributed``, rank by rank (every rank calls it and gets them all); this
+    rank's own list when not distributed."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return items
+    parts: list[list[Any]] = [[] for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
 
 
 def _json_number(value: float) -> float | None:
@@ -323,22 +334,13 @@ class SegmentationReportHandler:
         row.update({f"raters_{name}": float(values[name]) for name in RATER_METRICS})
         return row
 
-    @staticmethod
-    def _gathered(items: list[Any]) -> list[Any]:
-        """The items of every rank, rank by rank (each rank's own list when not distributed)."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return items
-        gathered: list[list[Any]] = [[] for _ in range(torch.distributed.get_world_size())]
-        torch.distributed.all_gather_object(gathered, items)
-        return [item for part in gathered for item in part]
-
     def pooled_statistics(self) -> CalibrationStatistics:
         """The calibration histograms of every counted voxel of every case seen, on every rank (all ranks call it).
 
         Raises:
             RuntimeError: if no rank saw a case.
         """
-        parts = self._gathered([] if self.pooled is None else [self.pooled])
+        parts = gathered([] if self.pooled is None else [self.pooled])
         if not parts:
             raise RuntimeError("SegmentationReportHandler has no pooled statistics: it saw no case.")
         total = parts[0]
@@ -386,7 +388,7 @@ class SegmentationReportHandler:
 
     def write(self, engine: Engine | None = None) -> dict[str, Any]:
         """Write ``metrics.csv``, ``summary.json``, the histograms and the pictures (rank 0); return the summary."""
-        rows = self._gathered(self.rows)
+        rows = gathered(self.rows)
         if not rows:
             raise RuntimeError(
                 "SegmentationReportHandler saw no case: the evaluation data list is empty; check the 'test' list "
@@ -394,7 +396,7 @@ class SegmentationReportHandler:
             )
         summary = self.summary(rows)
         stats = self.pooled_statistics()
-        case_statistics = self._gathered([s.to_vector() for s in self.case_statistics])
+        case_statistics = gathered([s.to_vector() for s in self.case_statistics])
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
             return summary
         buffer = io.StringIO()
