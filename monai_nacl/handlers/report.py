@@ -158,21 +158,28 @@ class SegmentationReportHandler:
     calibration histograms are summed over the cases (the pooled values of
     ``monai_nacl.metrics.SegmentationCalibrationMetric``). At the end it writes, atomically:
 
-    - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`);
+    - ``metrics.csv``: one row per case (``case`` then the metric columns, see :func:`flatten_case_metrics`, then
+      the label-free Dice estimate of the same probabilities, :func:`~monai_nacl.metrics.soft_dice_confidence`:
+      ``est_dice_<name>`` per reported class, ``est_mean_dice`` and ``est_dice_abs_error``, the case's mean over
+      classes of ``|est - true|``);
     - ``summary.json``: ``num_cases``, ``classes`` (the reported label values and their names, e.g.
       ``{"1": "grey_matter", "2": "white_matter"}``), ``mean`` (over cases, NaN/empty cases left out; keys as the
       columns, e.g. ``mean_dice``, ``dice_grey_matter``) with ``num_valid`` per column, ``pooled`` (calibration
       over every counted voxel of every case together), ``pooled_over`` (those voxels in words, e.g. "ground-truth
-      foreground voxels (label != 0) of every case"), ``num_bins``, ``region``, ``class_set`` (the classes the classwise means average) and ``skipped`` (the cases left out
-      before the run, with the data check's findings); undefined values are ``null``;
+      foreground voxels (label != 0) of every case"), ``num_bins``, ``region``, ``class_set`` (the classes the
+      classwise means average), ``skipped`` (the cases left out before the run, with the data check's findings),
+      ``calibration`` and ``dice_estimate`` (the estimate against the true Dice over every (case, class) pair:
+      ``mae``, ``spearman``, ``pearson``, ``bias``, ``num_pairs``, the same ``per_class``, its ``definition`` and
+      ``plot``); undefined values are ``null``;
     - ``calibration_histograms.json``: each case's calibration histograms at ``num_bins`` bins (``cases``, ``region``,
       ``class_names`` of the label values ``0 .. num_classes - 1`` and ``statistics``, see
       :func:`~monai_nacl.metrics.statistics_to_dict`), from which the comparison report draws its pictures;
     - with matplotlib installed, the pictures of :mod:`monai_nacl.metrics.plots`: ``reliability.png`` (pooled
       reliability diagram), ``reliability_classwise.png`` (one panel per class, named by ``class_names``; none for a
-      class absent from the counted voxels, such as the background in the ``foreground`` region) and
+      class absent from the counted voxels, such as the background in the ``foreground`` region),
       ``dataset_reliability.png`` (the dataset reliability histogram of Barfoot et al.: per class and confidence bin,
-      the images by accuracy).
+      the images by accuracy) and ``dice_estimate.png`` (estimated against true Dice per case and class, with the
+      identity line).
 
     The items must hold softmax probabilities and integer labels on the same grid, e.g. after ``Invertd`` back
     to the original image space. Under ``torch.distributed`` the rows and histograms of all ranks are gathered
@@ -200,6 +207,7 @@ class SegmentationReportHandler:
         classwise_diagram_filename: name of the per-class reliability diagrams; ``None`` to skip them.
         dataset_diagram_filename: name of the dataset reliability histogram; ``None`` to skip it.
         histograms_filename: name of the per-case calibration histograms; ``None`` to skip them.
+        dice_estimate_filename: name of the scatter plot of estimated against true Dice; ``None`` to skip it.
         output_transform: maps ``engine.state.output`` to the list of decollated items (default: itself).
         skipped_cases: the run's :class:`~monai_nacl.data.SkippedCases`, whose cases ``summary.json`` lists
             under ``skipped``; ``None``: none were skipped.
@@ -223,6 +231,7 @@ class SegmentationReportHandler:
         classwise_diagram_filename: str | None = "reliability_classwise.png",
         dataset_diagram_filename: str | None = "dataset_reliability.png",
         histograms_filename: str | None = HISTOGRAMS_FILENAME,
+        dice_estimate_filename: str | None = "dice_estimate.png",
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
         skipped_cases: SkippedCases | None = None,
         rater_files: Mapping[str, Sequence[str]] | None = None,
@@ -249,6 +258,7 @@ class SegmentationReportHandler:
         self.classwise_diagram_filename = classwise_diagram_filename
         self.dataset_diagram_filename = dataset_diagram_filename
         self.histograms_filename = histograms_filename
+        self.dice_estimate_filename = dice_estimate_filename
         self.output_transform = output_transform
         self.skipped_cases = skipped_cases
         self.pooled: CalibrationStatistics | None = None
@@ -296,12 +306,30 @@ class SegmentationReportHandler:
                     class_set=self.class_set,
                 )
             row = {"case": case_name(item), **flatten_case_metrics(result, self.class_names)}
+            row.update(self._estimate_columns(probs, row))
             if row["case"] in self.rater_files:
                 row.update(self._rater_columns(probs, row["case"]))
             self.rows.append(row)
             self.case_statistics.append(result["case_statistics"])
             stats = result["pooled_statistics"]
             self.pooled = stats if self.pooled is None else self.pooled + stats
+
+    def _estimate_columns(self, probs: torch.Tensor, row: Mapping[str, float]) -> dict[str, float]:
+        """The label-free Dice estimate beside the true Dice: ``est_dice_<name>`` per reported class,
+        ``est_mean_dice`` and ``est_dice_abs_error``, the case's mean over those classes of ``|est - true|`` (classes
+        absent from the label left out), the per-case error that ``compare`` pairs against its reference row."""
+        from monai_nacl.handlers.dice_estimate import estimate_columns
+        from monai_nacl.metrics import soft_dice_confidence
+
+        estimate = soft_dice_confidence(probs[None].float())[0]
+        columns = estimate_columns(estimate, self.class_names, self.include_background)
+        errors = [
+            abs(columns[f"est_{name}"] - row[name])
+            for name in (c.removeprefix("est_") for c in columns if c.startswith("est_dice_"))
+            if math.isfinite(row[name]) and math.isfinite(columns[f"est_{name}"])
+        ]
+        columns["est_dice_abs_error"] = float(np.mean(errors)) if errors else math.nan
+        return columns
 
     def _rater_columns(self, probs: torch.Tensor, case: str) -> dict[str, float]:
         """Columns of a case annotated by several raters: the inter-rater Dice per class (the ceiling of any model's
@@ -384,6 +412,31 @@ class SegmentationReportHandler:
             "class_set": self.class_set,
             "skipped": self.skipped_cases.records() if self.skipped_cases is not None else [],
             "calibration": getattr(self.calibration, "applied", None) or {"method": "none"},
+            "dice_estimate": self._estimate_agreement(rows),
+        }
+
+    def _reported_names(self) -> list[str]:
+        first = 0 if self.include_background else 1
+        return self.class_names[first:]
+
+    def _estimate_agreement(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``summary.json``'s ``dice_estimate``: how well the label-free estimate predicts the true Dice, over every
+        (case, class) pair and per class (:func:`~monai_nacl.metrics.dice_estimate_agreement`: ``mae``,
+        ``spearman``, ``pearson``, ``bias``, ``num_pairs``), with its ``definition``."""
+        from monai_nacl.handlers.dice_estimate import DICE_ESTIMATE_DEFINITION
+        from monai_nacl.metrics import dice_estimate_agreement
+
+        def agreement(names: Sequence[str]) -> dict[str, Any]:
+            pairs = [(row[f"est_dice_{n}"], row[f"dice_{n}"]) for row in rows for n in names]
+            values = dice_estimate_agreement([p[0] for p in pairs], [p[1] for p in pairs])
+            return {key: _json_number(value) if key != "num_pairs" else value for key, value in values.items()}
+
+        names = self._reported_names()
+        return {
+            "definition": DICE_ESTIMATE_DEFINITION,
+            **agreement(names),
+            "per_class": {name: agreement([name]) for name in names},
+            "plot": self.dice_estimate_filename,
         }
 
     def write(self, engine: Engine | None = None) -> dict[str, Any]:
@@ -405,14 +458,18 @@ class SegmentationReportHandler:
         writer.writerows(rows)
         atomic_write_text(os.path.join(self.output_dir, self.metrics_filename), buffer.getvalue())
         atomic_write_text(os.path.join(self.output_dir, self.summary_filename), json.dumps(summary, indent=2) + "\n")
-        self._write_pictures(stats, [row["case"] for row in rows], case_statistics)
+        self._write_pictures(stats, [row["case"] for row in rows], case_statistics, rows)
         return summary
 
-    def _write_pictures(self, pooled: Any, cases: list[str], case_vectors: list[torch.Tensor]) -> None:
-        """The per-case histograms and, with matplotlib, the reliability pictures drawn from them."""
+    def _write_pictures(
+        self, pooled: Any, cases: list[str], case_vectors: list[torch.Tensor], rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """The per-case histograms and, with matplotlib, the reliability pictures drawn from them and the scatter
+        plot of estimated against true Dice."""
         from monai_nacl.metrics import (
             CalibrationStatistics,
             plot_dataset_reliability,
+            plot_dice_estimate,
             plot_reliability_diagram,
             statistics_to_dict,
         )
@@ -434,6 +491,12 @@ class SegmentationReportHandler:
             ),
             self.dataset_diagram_filename: lambda tmp: plot_dataset_reliability(
                 per_case, tmp, "Evaluation, dataset reliability histogram", self.region, class_names=self.class_names
+            ),
+            self.dice_estimate_filename: lambda tmp: plot_dice_estimate(
+                {n: [row[f"est_dice_{n}"] for row in rows] for n in self._reported_names()},
+                {n: [row[f"dice_{n}"] for row in rows] for n in self._reported_names()},
+                tmp,
+                f"Evaluation, {len(cases)} case(s): Dice estimated without labels against true Dice",
             ),
         }
         pictures = {name: draw for name, draw in pictures.items() if name}

@@ -43,7 +43,9 @@ from monai_nacl.metrics.functional import (
 )
 from monai_nacl.metrics.plots import (
     dataset_reliability_figure,
+    dice_estimate_figure,
     plot_dataset_reliability,
+    plot_dice_estimate,
     plot_reliability_diagram,
     reliability_figure,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "dataset_reliability_figure",
     "dataset_reliability_histogram",
     "dice_estimate_agreement",
+    "dice_estimate_figure",
     "evaluate_segmentation",
     "expected_calibration_error",
     "foreground_mean",
@@ -90,6 +93,7 @@ __all__ = [
     "maximum_calibration_error",
     "negative_log_likelihood",
     "plot_dataset_reliability",
+    "plot_dice_estimate",
     "plot_reliability_diagram",
     "region_mask",
     "reliability_figure",

@@ -9,6 +9,9 @@
 - :func:`dataset_reliability_figure` / :func:`plot_dataset_reliability`: the dataset reliability histogram of
   Barfoot et al. (see :func:`~monai_nacl.metrics.reliability.dataset_reliability_histogram`) as one heat map per
   class.
+- :func:`dice_estimate_figure` / :func:`plot_dice_estimate`: the label-free Dice estimate
+  (:func:`~monai_nacl.metrics.soft_dice_confidence`) against the true Dice, one point per case and class, one colour
+  per class, with the identity line.
 
 A class of which no counted voxel is an example (the background in the ``foreground`` region) has no panel: its
 frequency is 0 in every bin. The CECE in a title or legend still averages the ECE of every class, that one included
@@ -32,7 +35,14 @@ from monai_nacl.metrics.functional import reliability_from_statistics
 from monai_nacl.metrics.reliability import dataset_reliability_histogram
 from monai_nacl.metrics.statistics import CalibrationStatistics
 
-__all__ = ["dataset_reliability_figure", "plot_dataset_reliability", "plot_reliability_diagram", "reliability_figure"]
+__all__ = [
+    "dataset_reliability_figure",
+    "dice_estimate_figure",
+    "plot_dataset_reliability",
+    "plot_dice_estimate",
+    "plot_reliability_diagram",
+    "reliability_figure",
+]
 
 ACCURACY_COLOR = "#4c72b0"
 OVER_CONFIDENT_COLOR = "#d62728"
@@ -414,6 +424,77 @@ def dataset_reliability_figure(
     note = f"not drawn: {', '.join(hidden)}, of which no counted voxel of any image is an example" if hidden else ""
     _suptitle(figure, [title or "Dataset reliability histogram", ", ".join(facts), note], width)
     return figure
+
+
+def dice_estimate_figure(
+    estimated: Mapping[str, Sequence[float]], true: Mapping[str, Sequence[float]], title: str | None = None
+) -> Any:
+    """Estimated against true Dice, one point per case and class, one colour per class, and the identity line.
+
+    Points above the line are cases whose probabilities promised more than the prediction reached (over-confidence);
+    below, less. The legend gives each class's mean absolute error and Spearman correlation, the title the same over
+    every (case, class) pair (:func:`~monai_nacl.metrics.dice_estimate_agreement`). Pairs with a non-finite side
+    (a class absent from the label) are left out and counted in the title.
+
+    Args:
+        estimated: per class name, the estimated Dice of each case.
+        true: per class name (the same names), the true Dice of the same cases.
+        title: first line of the title.
+
+    Returns:
+        a ``matplotlib.figure.Figure``.
+
+    Raises:
+        ValueError: if the classes or the numbers of cases of the two mappings differ.
+    """
+    from monai_nacl.metrics.dice_estimate import dice_estimate_agreement
+
+    counts = {c: len(v) for c, v in estimated.items()}, {c: len(v) for c, v in true.items()}
+    if counts[0] != counts[1] or list(estimated) != list(true):
+        raise ValueError(
+            f"estimated {counts[0]} and true {counts[1]} Dice values (cases per class) must name the same classes "
+            "with one value per case each."
+        )
+    Figure = _matplotlib()[0]
+    figure = Figure(figsize=(5.6, 5.6), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#555555", linestyle="--", linewidth=1, label="identity (estimate = true)")
+    all_est: list[float] = []
+    all_true: list[float] = []
+    for index, name in enumerate(estimated):
+        est, ref = list(map(float, estimated[name])), list(map(float, true[name]))
+        agreement = dice_estimate_agreement(est, ref)
+        label = f"{name}: MAE {agreement['mae']:.3f}, Spearman {agreement['spearman']:.2f} ({agreement['num_pairs']})"
+        ax.scatter(ref, est, s=22, color=f"C{index % 10}", alpha=0.8, edgecolors="none", label=label)
+        all_est += est
+        all_true += ref
+    overall = dice_estimate_agreement(all_est, all_true)
+    left_out = len(all_est) - overall["num_pairs"]
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("true Dice")
+    ax.set_ylabel("estimated Dice (soft Dice confidence, no label)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    ax.text(0.03, 0.97, "above the line: promised more than reached", transform=ax.transAxes, va="top", fontsize=8)
+    facts = (
+        f"{overall['num_pairs']} (case, class) pairs: MAE {overall['mae']:.3f}, Spearman {overall['spearman']:.2f}, "
+        f"Pearson {overall['pearson']:.2f}, mean est - true {overall['bias']:+.3f}"
+        + (f"; {left_out} pair(s) without a true Dice left out" if left_out else "")
+    )
+    _suptitle(figure, [title or "Estimated against true Dice", facts], 5.6)
+    return figure
+
+
+def plot_dice_estimate(
+    estimated: Mapping[str, Sequence[float]],
+    true: Mapping[str, Sequence[float]],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Draw :func:`dice_estimate_figure` and save it as PNG (parent folders are created); return the path."""
+    return _save(dice_estimate_figure(estimated, true, title), path)
 
 
 def _save(figure: Any, path: str | Path) -> Path:

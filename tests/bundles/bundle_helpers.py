@@ -53,7 +53,8 @@ DEFAULT_CLASSES = ("grey_matter", "white_matter")
 def csv_columns(classes: tuple[str, ...] = DEFAULT_CLASSES) -> list[str]:
     """The columns of metrics.csv with foreground classes named ``classes``."""
     return ["case", *(f"dice_{c}" for c in classes), *(f"hd95_{c}" for c in classes), "mean_dice", "ece", "cece",
-            "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier"]  # fmt: skip
+            "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier", *(f"est_dice_{c}" for c in classes),
+            "est_mean_dice", "est_dice_abs_error"]  # fmt: skip
 
 
 def rater_columns(classes: tuple[str, ...] = DEFAULT_CLASSES) -> list[str]:
@@ -83,6 +84,7 @@ SUMMARY_KEYS = {
     "class_set",
     "skipped",
     "calibration",
+    "dice_estimate",
 }
 MAPS = ("seg", "max_prob", "entropy")
 

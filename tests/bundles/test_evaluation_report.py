@@ -49,7 +49,7 @@ def test_report_writes_histograms_and_pictures(tmp_path: Path) -> None:
     assert torch.equal(
         dataset_reliability_histogram(per_case)["count"], dataset_reliability_histogram(expected)["count"]
     )
-    for name in ("reliability.png", "reliability_classwise.png", "dataset_reliability.png"):
+    for name in ("reliability.png", "reliability_classwise.png", "dataset_reliability.png", "dice_estimate.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from monai.data import MetaTensor
 
@@ -53,9 +54,10 @@ def test_columns_and_summary_use_the_class_names(tmp_path: Path) -> None:
     handler = SegmentationReportHandler(tmp_path, num_classes=3, class_names=NAMES, diagram_filename=None)
     rows, summary = _run(handler, items)
     columns = ["case", "dice_grey_matter", "dice_white_matter", "hd95_grey_matter", "hd95_white_matter", "mean_dice"]
-    assert list(rows[0]) == columns + CALIBRATION
+    estimates = ["est_dice_grey_matter", "est_dice_white_matter", "est_mean_dice", "est_dice_abs_error"]
+    assert list(rows[0]) == columns + CALIBRATION + estimates
     assert summary["classes"] == {"1": "grey_matter", "2": "white_matter"}
-    assert list(summary["mean"]) == columns[1:] + CALIBRATION
+    assert list(summary["mean"]) == columns[1:] + CALIBRATION + estimates
     dice = []
     for row, item in zip(rows, items):
         pred, label = item["pred"].argmax(0).numpy(), item["label"][0].long().numpy()
@@ -138,3 +140,51 @@ def test_class_set_reaches_the_table_and_the_summary(tmp_path: Path) -> None:
             assert float(rows[k]["cece"]) == pytest.approx(float(expected["per_case"]["cece"][0]), abs=1e-6)
     assert float(theirs[0]["cece"]) != pytest.approx(float(ours[0]["cece"]), abs=1e-4)
     assert float(theirs[1]["cece"]) == pytest.approx(float(ours[1]["cece"]), abs=1e-9)  # every class present
+
+
+def numpy_sdc(probs: np.ndarray, c: int) -> float:
+    mask = probs.argmax(0) == c
+    return 2.0 * probs[c][mask].sum() / (probs[c].sum() + mask.sum())
+
+
+def test_estimated_dice_beside_the_true_dice(tmp_path: Path) -> None:
+    """est_dice_<class> is the Soft Dice Confidence of the case's probabilities (NumPy), est_dice_abs_error its mean
+    distance to the true Dice; summary.json's dice_estimate gives MAE, Spearman and Pearson over (case, class) pairs
+    and per class (scipy), and dice_estimate.png is drawn."""
+    items = _items(6)
+    handler = SegmentationReportHandler(tmp_path, num_classes=3, class_names=NAMES, diagram_filename=None)
+    rows, summary = _run(handler, items)
+    estimated, true = {1: [], 2: []}, {1: [], 2: []}
+    for row, item in zip(rows, items):
+        probs, label = item["pred"].numpy(), item["label"][0].long().numpy()
+        for k, name in ((1, "grey_matter"), (2, "white_matter")):
+            assert float(row[f"est_dice_{name}"]) == pytest.approx(numpy_sdc(probs, k), rel=1e-6)
+            estimated[k].append(numpy_sdc(probs, k))
+            true[k].append(numpy_dice(probs.argmax(0), label, k))
+        errors = [abs(estimated[k][-1] - true[k][-1]) for k in (1, 2)]
+        assert float(row["est_dice_abs_error"]) == pytest.approx(np.mean(errors), rel=1e-5)
+        assert float(row["est_mean_dice"]) == pytest.approx(np.mean([estimated[k][-1] for k in (1, 2)]), rel=1e-6)
+    agreement = summary["dice_estimate"]
+    est, ref = np.array(estimated[1] + estimated[2]), np.array(true[1] + true[2])
+    assert agreement["num_pairs"] == 12
+    assert agreement["mae"] == pytest.approx(np.abs(est - ref).mean(), rel=1e-5)
+    assert agreement["spearman"] == pytest.approx(scipy.stats.spearmanr(est, ref)[0], abs=1e-9)
+    assert agreement["pearson"] == pytest.approx(scipy.stats.pearsonr(est, ref)[0], rel=1e-5)
+    white = agreement["per_class"]["white_matter"]
+    assert white["spearman"] == pytest.approx(scipy.stats.spearmanr(estimated[2], true[2])[0], abs=1e-9)
+    assert white["num_pairs"] == 6 and set(agreement["per_class"]) == {"grey_matter", "white_matter"}
+    assert "2 sum(p * yhat) / (sum(p) + sum(yhat))" in agreement["definition"]
+    assert agreement["plot"] == "dice_estimate.png"
+    assert (tmp_path / "dice_estimate.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_estimate_error_leaves_out_a_class_absent_from_the_label(tmp_path: Path) -> None:
+    items = _items(3)
+    label = items[0]["label"]
+    items[0]["label"] = MetaTensor(torch.where(label == 2, 1.0, label), meta=label.meta)  # no white matter
+    rows, summary = _run(SegmentationReportHandler(tmp_path, 3, class_names=NAMES, diagram_filename=None), items)
+    assert rows[0]["dice_white_matter"] == "nan" and float(rows[0]["est_dice_white_matter"]) > 0
+    expected = abs(float(rows[0]["est_dice_grey_matter"]) - float(rows[0]["dice_grey_matter"]))
+    assert float(rows[0]["est_dice_abs_error"]) == pytest.approx(expected, rel=1e-6)
+    assert summary["dice_estimate"]["num_pairs"] == 5
+    assert summary["dice_estimate"]["per_class"]["white_matter"]["num_pairs"] == 2
