@@ -1,13 +1,19 @@
-"""The comparison's reliability pictures, drawn by :mod:`monai_nacl.metrics.plots` from the runs' histograms."""
+"""The comparison's pictures, drawn by :mod:`monai_nacl.metrics.plots`: reliability from the runs' histograms, the
+label-free Dice estimate against the true Dice from their ``metrics.csv``, and the NLL per epoch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_nacl.metrics import CalibrationStatistics, plot_dataset_reliability, plot_reliability_diagram
+from monai_nacl.metrics import (
+    CalibrationStatistics,
+    plot_dataset_reliability,
+    plot_dice_estimate,
+    plot_reliability_diagram,
+)
 
-__all__ = ["NLL_HISTORY", "OVERLAY", "overlay_file", "plot_comparison", "plot_nll_history"]
+__all__ = ["NLL_HISTORY", "OVERLAY", "overlay_file", "plot_comparison", "plot_dice_estimates", "plot_nll_history"]
 
 OVERLAY = "reliability_all.png"
 """File of the overlay of every row's reliability curve, in the comparison folder."""
@@ -108,3 +114,27 @@ def plot_nll_history(histories: dict[str, list[dict[str, float]]], path: Path, r
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_dice_estimates(
+    output: Path,
+    estimates: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]],
+    stems: dict[str, str],
+) -> dict[str, str]:
+    """Per row, ``dice_estimate/<stem>.png``: its estimated against true Dice, one point per (test case, seed, class),
+    one colour per class, with the identity line (:func:`~monai_nacl.metrics.plot_dice_estimate`).
+
+    Args:
+        output: the comparison folder.
+        estimates: per row, ``(estimated, true)``: per class name, the values of each (case, seed) pair.
+        stems: per row, the file name stem of its picture.
+
+    Returns:
+        per row, the picture's path relative to ``output``.
+    """
+    written = {}
+    for name, (estimated, true) in estimates.items():
+        written[name] = f"dice_estimate/{stems[name]}.png"
+        title = f"{name}: Dice estimated without labels against true Dice, each test case of each seed"
+        plot_dice_estimate(estimated, true, output / written[name], title)
+    return written

@@ -8,6 +8,11 @@ reliability pictures are drawn (:mod:`monai_nacl.compare.plots`): per row its ca
 the dataset reliability histogram, and an overlay of all rows. The tables' ECE and CECE are means over test
 volumes; the pictures' are pooled over every voxel of every volume, and both are labelled so.
 
+The evaluation's label-free Dice estimate (``est_dice_<class>`` beside ``dice_<class>`` in ``metrics.csv``,
+``summary.json`` ``dice_estimate``) gets a section of its own: per row the estimate's MAE, Spearman and Pearson
+correlation with the true Dice, its per-case error paired against the reference row, and a scatter plot
+(``dice_estimate/<row>.png``).
+
 Each checkpoint evaluated (``--checkpoint``: the best-validation ``model.pt``, the final weights, or both) has its
 own table; every row is compared with the reference row of the same checkpoint (``--reference``, default ``ce``)
 case by case: the paired
@@ -42,7 +47,13 @@ from monai_nacl.compare.paired import (
     PairedComparison,
     paired_comparison,
 )
-from monai_nacl.compare.plots import NLL_HISTORY, overlay_file, plot_comparison, plot_nll_history
+from monai_nacl.compare.plots import (
+    NLL_HISTORY,
+    overlay_file,
+    plot_comparison,
+    plot_dice_estimates,
+    plot_nll_history,
+)
 from monai_nacl.compare.runs import (
     ALL_VOXELS_DIR,
     POSTHOC_DIRS,
@@ -53,7 +64,9 @@ from monai_nacl.compare.runs import (
 from monai_nacl.compare.table import (
     Column,
     Row,
+    format_cell,
     format_difference,
+    format_p_value,
     markdown_table,
     mean_std,
     paired_markdown_table,
@@ -66,11 +79,13 @@ from monai_nacl.utils import file_sha256
 
 __all__ = [
     "CSV_COLUMNS",
+    "ESTIMATE_COLUMNS",
     "PAIRED_COLUMNS",
     "TABLE_COLUMNS",
     "RunHistograms",
     "build_rows",
     "case_metrics",
+    "dice_estimate_pairs",
     "paired_comparisons",
     "posthoc_ece_worse",
     "reproducibility_record",
@@ -106,11 +121,25 @@ CSV_COLUMNS = TABLE_COLUMNS + [
     *(Column(f"{name} pooled", f"{name}_pooled") for name in CALIBRATION),
     Column("T", "temperature"),
 ]
-"""Columns of summary.csv (unscaled): the table's, plus MCE, pooled-over-voxels figures, empty-HD95 counts and T."""
 
-PAIRED_KEYS = ("dsc", "ece", "cece", "ace", "adaece", "nll", "brier")
+ESTIMATE_COLUMNS = [
+    Column("MAE (points)", "est_mae", scale=100.0, decimals=2),
+    Column("Spearman", "est_spearman", higher_is_better=True, decimals=3),
+    Column("Pearson", "est_pearson", higher_is_better=True, decimals=3),
+    Column("est - true (points)", "est_bias", scale=100.0, decimals=2),
+]
+"""The label-free Dice estimate against the true Dice (the evaluation's ``summary.json`` ``dice_estimate``, over every
+(test case, class) pair of a run): the report's estimate table."""
+ESTIMATE_ERROR = Column("Dice est. error (points)", "est_error", scale=100.0, decimals=2)
+"""Per test case, the mean over classes of ``|estimated - true Dice|`` (``metrics.csv`` ``est_dice_abs_error``):
+paired against the reference row."""
+CSV_COLUMNS += [*ESTIMATE_COLUMNS, ESTIMATE_ERROR]
+"""Columns of summary.csv (unscaled): the table's, plus MCE, pooled-over-voxels figures, empty-HD95 counts, T and the
+Dice estimate's agreement with the true Dice."""
+
+PAIRED_KEYS = ("dsc", "ece", "cece", "ace", "adaece", "nll", "brier", "est_error")
 """Metrics compared case by case with the reference row, where the runs' ``metrics.csv`` has them."""
-SOURCES = {"dsc": "mean_dice"}
+SOURCES = {"dsc": "mean_dice", "est_error": "est_dice_abs_error"}
 """Columns of ``metrics.csv`` (and keys of ``summary.json``'s ``mean``) holding a metric whose name differs from the
 key."""
 PAIRED_COLUMNS = [
@@ -157,7 +186,9 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
     Returns ``{dsc, hd95, hd95_empty, ece, cece, ace, adaece, mce, nll, brier}`` (mean over test cases, foreground
     protocol), ``<metric>_pooled`` (pooled over all foreground voxels), ``<metric>_all`` (mean over cases,
     all voxels, when ``all_voxels/summary.json`` exists) and ``temperature`` (for a ``ts`` post-hoc run, from its
-    ``calibration.json``).
+    ``calibration.json``), and the label-free Dice estimate against the true Dice: ``est_mae``, ``est_spearman``,
+    ``est_pearson``, ``est_bias`` (over the run's (case, class) pairs) and ``est_error`` (mean over cases of each
+    case's mean ``|est - true|``).
     ``hd95`` is the mean over cases and foreground classes of the finite HD95 values; ``hd95_empty`` counts
     the (case, class) pairs whose class is in the label but was not predicted (HD95 infinite).
     """
@@ -175,6 +206,9 @@ def run_metrics(eval_dir: Path) -> dict[str, float]:
                     number = _number(value)
                     hd95 += [number] if math.isfinite(number) else []
                     empty += int(number == math.inf)
+    estimate = summary.get("dice_estimate", {})
+    result.update({column.key: _number(estimate.get(column.key.removeprefix("est_"))) for column in ESTIMATE_COLUMNS})
+    result[ESTIMATE_ERROR.key] = _number(mean.get(SOURCES[ESTIMATE_ERROR.key]))
     result["hd95"] = float(np.mean(hd95)) if hd95 else math.nan
     result["hd95_empty"] = float(empty)
     all_voxels = eval_dir / ALL_VOXELS_DIR / SUMMARY
@@ -198,6 +232,23 @@ def case_metrics(eval_dir: Path, seed: int) -> dict[tuple[str, int], dict[str, f
         sources = {key: SOURCES.get(key, key) for key in PAIRED_KEYS}
         result[(line["case"], seed)] = {key: _number(line[name]) for key, name in sources.items() if name in line}
     return result
+
+
+def dice_estimate_pairs(eval_dirs: Sequence[Path]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``(estimated, true)``: per class name, the estimated (``est_dice_<name>``) and true (``dice_<name>``) Dice of
+    every case in the runs' ``metrics.csv``, in the same order ({} for runs evaluated without the estimate)."""
+    estimated: dict[str, list[float]] = {}
+    true: dict[str, list[float]] = {}
+    for eval_dir in eval_dirs:
+        if not (eval_dir / "metrics.csv").is_file():
+            continue
+        for line in _read_csv(eval_dir / "metrics.csv"):
+            for column, value in line.items():
+                name = column.removeprefix("est_dice_")
+                if column.startswith("est_dice_") and f"dice_{name}" in line:
+                    estimated.setdefault(name, []).append(_number(value))
+                    true.setdefault(name, []).append(_number(line[f"dice_{name}"]))
+    return estimated, true
 
 
 def _failure(spec: RunSpec, eval_dir: Path) -> str:
@@ -511,6 +562,54 @@ def _paired_lines(
     ]
 
 
+def _estimate_lines(
+    tables: Mapping[str, list[Row]],
+    comparisons: dict[str, dict[str, PairedComparison]],
+    pictures: Mapping[str, str],
+    reference: str,
+) -> list[str]:
+    """The report's section on the label-free Dice estimate: per checkpoint and row, its agreement with the true Dice
+    (:data:`ESTIMATE_COLUMNS`), the per-case error paired against the reference row and the row's scatter plot."""
+    if not any(row.values.get(c.key) for table in tables.values() for row in table for c in ESTIMATE_COLUMNS):
+        return []
+    arrows = {c.key: " ↑" if c.higher_is_better else " ↓" for c in ESTIMATE_COLUMNS if c.key != "est_bias"}
+    header = ["loss", *(c.title + arrows.get(c.key, " (0 best)") for c in ESTIMATE_COLUMNS)]
+    header += [f"error Δ vs {reference} (95 % CI)", "p (Wilcoxon)", "verdict", "scatter"]
+    lines = [
+        "## Dice estimated without labels",
+        "",
+        (
+            "What a model's probabilities say its Dice is, before anyone labels the case: per test case and "
+            "foreground class the Soft Dice Confidence (arXiv 2402.10665), `2 sum(p * yhat) / (sum(p) + sum(yhat))` "
+            "of the class probabilities `p` and the predicted mask `yhat`, against the true Dice of that case and "
+            "class. A calibrated model's estimate matches its Dice; an over-confident one's is too high (est - true "
+            "> 0). MAE, Spearman and Pearson are over every (test case, class) pair of a run, then mean ± std over "
+            f"seeds. The error column is paired against `{reference}` case by case (each case's mean |est - true| "
+            "over its classes, the statistics of the paired section): better means the row's self-assessment is "
+            "closer to its true Dice."
+        ),
+        "",
+    ]
+    for checkpoint, rows in tables.items():
+        if len(tables) > 1:
+            lines += [f"### {CHECKPOINT_TITLES.get(checkpoint, checkpoint)}", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
+        for row in rows:
+            cells = [row.name, *(format_cell(row.values.get(c.key, []), c) for c in ESTIMATE_COLUMNS)]
+            comparison = comparisons.get(row.key, {}).get(ESTIMATE_ERROR.key)
+            if comparison is None:
+                cells += ["reference" if row.name == reference else "n/a", "", ""]
+            else:
+                difference, interval = format_difference(comparison, ESTIMATE_ERROR)
+                text = f"{difference} {interval}"
+                cells += [f"**{text}**" if comparison.detectable else text, format_p_value(comparison.p_value)]
+                cells.append(comparison.verdict)
+            cells.append(f"[plot]({pictures[row.key]})" if row.key in pictures else "n/a")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def _sha256(path: str | None) -> str | None:
     return file_sha256(path) if path and Path(path).is_file() else None
 
@@ -638,7 +737,8 @@ def write_report(
     reference: str = "ce",
     checkpoints: Sequence[str] = CHECKPOINTS,
 ) -> Path:
-    """Write ``report.md``, ``summary.csv``, ``per_case.csv`` and the pictures of :func:`~monai_nacl.compare.plots.plot_comparison`.
+    """Write ``report.md``, ``summary.csv``, ``per_case.csv``, the pictures of
+    :func:`~monai_nacl.compare.plots.plot_comparison` and the Dice estimate's scatter plots.
 
     Args:
         output: the comparison folder (holds ``compare.json`` and ``runs/``).
@@ -681,6 +781,11 @@ def write_report(
         for checkpoint in checkpoints
     }
     pictures = plot_comparison(output, per_case, {key: _slug(key) for key in per_case}, region, overlays, class_names)
+    estimates = {row.key: dice_estimate_pairs(folders[row.key]) for row in rows}
+    estimates = {key: pairs for key, pairs in estimates.items() if pairs[0]}
+    estimate_pictures = {}
+    if estimates and importlib.util.find_spec("matplotlib") is not None:
+        estimate_pictures = plot_dice_estimates(output, estimates, {key: _slug(key) for key in estimates})
     trained = list(dict.fromkeys(spec.variant for spec in specs))
     histories = {
         variant.name: run_history(next(s.run_dir for s in specs if s.variant == variant)) for variant in trained
@@ -740,6 +845,7 @@ def write_report(
         lines += ["## Warnings: post-hoc calibration that made ECE worse", "", *warnings, ""]
     lines += _confidence_lines(tables, per_case, region)
     lines += _paired_lines(tables, comparisons, paired_columns, reference)
+    lines += _estimate_lines(tables, comparisons, estimate_pictures, reference)
     empty = {r.key: int(sum(r.values.get("hd95_empty", []))) for r in rows}
     if any(empty.values()):
         pairs = ", ".join(f"{name} ({count} pair(s))" for name, count in empty.items() if count)

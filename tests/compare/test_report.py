@@ -289,3 +289,49 @@ def test_report_says_which_ece_is_a_mean_over_volumes_and_what_cece_averages(tmp
         "- CECE: per class c the ECE of p_c against 1[y = c], then the unweighted mean over all 4 classes "
         "(background, liver, kidney, bone), background included"
     )
+
+
+def _evaluated_run(run_dir: Path, true: list[list[float]], estimated: list[list[float]]) -> None:
+    """A finished evaluation: metrics.csv with the true and estimated Dice of two classes per case, and summary.json's
+    dice_estimate computed from them (as SegmentationReportHandler writes them)."""
+    from monai_nacl.metrics import dice_estimate_agreement
+
+    run_dir.mkdir(parents=True)
+    lines = ["case,dice_gm,dice_wm,mean_dice,ece,est_dice_gm,est_dice_wm,est_mean_dice,est_dice_abs_error"]
+    errors = []
+    for i, (t, e) in enumerate(zip(true, estimated)):
+        errors.append((abs(e[0] - t[0]) + abs(e[1] - t[1])) / 2)
+        lines.append(f"case{i},{t[0]},{t[1]},{sum(t) / 2},0.05,{e[0]},{e[1]},{sum(e) / 2},{errors[-1]}")
+    (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
+    agreement = dice_estimate_agreement([v for e in estimated for v in e], [v for t in true for v in t])
+    mean = {"mean_dice": 0.8, "ece": 0.05, "est_dice_abs_error": sum(errors) / len(errors)}
+    (run_dir / "summary.json").write_text(json.dumps({"mean": mean, "pooled": {}, "dice_estimate": agreement}))
+    (run_dir / "done").write_text("{}")
+
+
+def test_dice_estimate_section_pairs_the_error_against_ce(tmp_path: Path) -> None:
+    """ce's estimate is 0.10 too high on every case and class (over-confident), nacl's 0.01: nacl's per-case error is
+    0.09 lower on all 8 cases, called better; the rows' MAE, Spearman and Pearson come from summary.json, and each row
+    has its scatter plot."""
+    true = [[0.70 + 0.02 * i, 0.60 + 0.03 * i] for i in range(8)]
+    specs = [RunSpec(Variant(name), 0, tmp_path / "runs" / name / "seed0") for name in ("ce", "nacl")]
+    _evaluated_run(specs[0].run_dir, true, [[t[0] + 0.10, t[1] + 0.10] for t in true])
+    _evaluated_run(specs[1].run_dir, true, [[t[0] + 0.01, t[1] - 0.01] for t in true])
+    text = report.write_report(tmp_path, specs, [], "unet2d_nacl", reference="ce", checkpoints=["best"]).read_text()
+    section = text[text.index("## Dice estimated without labels") :].split("\n## ")[0]
+    lines = section.splitlines()
+    assert (
+        "| loss | MAE (points) ↓ | Spearman ↑ | Pearson ↑ | est - true (points) (0 best) | error Δ vs ce (95 % CI) | "
+        "p (Wilcoxon) | verdict | scatter |"
+    ) in lines
+    assert "| ce | 10.00 | 1.000 | 1.000 | 10.00 | reference |  |  | [plot](dice_estimate/ce_best.png) |" in lines
+    nacl = next(line for line in lines if line.startswith("| nacl |"))
+    assert nacl.startswith("| nacl | 1.00 | ") and "| 0.00 | **-9.00 [-9.00, -9.00]** | 0.008 | better |" in nacl
+    assert "| nacl | Dice est. error (points) ↓ | **-9.00** | **[-9.00, -9.00]** | 0.008 | 8 | better |" in text
+    for name in ("ce_best", "nacl_best"):
+        assert (tmp_path / "dice_estimate" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "summary.csv") as f:
+        summary = {line["loss"]: line for line in csv.DictReader(f)}
+    assert float(summary["nacl"]["est_mae_mean"]) == 0.01 and summary["nacl"]["est_error_verdict"] == "better"
+    estimated, true_read = report.dice_estimate_pairs([specs[0].run_dir])
+    assert list(estimated) == ["gm", "wm"] and true_read["wm"] == [t[1] for t in true]
