@@ -113,6 +113,11 @@ class DiceEstimateHandler:
         summary_filename: str = "dice_estimate_summary.json",
         output_transform: Callable[[Any], Sequence[Mapping[str, Any]]] = lambda output: output,
     ) -> None:
+        if isinstance(class_names, str):
+            raise TypeError(
+                f"class_names must be a list of names, one per label value, got the string {class_names!r}; in a "
+                'bundle config write an expression, e.g. class_names: "$@trained_task.class_names".'
+            )
         self.output_dir = os.fspath(output_dir)
         self.class_names = None if class_names is None else [str(name) for name in class_names]
         self.include_background = include_background

@@ -122,3 +122,5 @@ def test_wrong_class_names_and_no_case(tmp_path: Path) -> None:
         handler.update(SimpleNamespace(state=SimpleNamespace(output=_postprocessed(_items([1.0])))))
     with pytest.raises(RuntimeError, match="saw no case"):
         DiceEstimateHandler(tmp_path).write()
+    with pytest.raises(TypeError, match="got the string '@trained_task.class_names'"):
+        DiceEstimateHandler(tmp_path, class_names="@trained_task.class_names")
