@@ -58,6 +58,15 @@ class DatalistSection(list):
         self.labels = labels
         self.base_dir = base_dir
 
+    def __getitem__(self, index: Any) -> Any:
+        """A case, or for a slice (``datalist_section(...)[:2]``, a subset to train on) the cases as a section of the
+        same datalist: still read from it, its class names kept."""
+        if isinstance(index, slice):
+            return DatalistSection(
+                list.__getitem__(self, index), self.datalist, self.section, self.labels, self.base_dir
+            )
+        return list.__getitem__(self, index)
+
 
 def datalist_section(datalist: PathLike, section: str, dataset_dir: PathLike | None = None) -> DatalistSection:
     """The cases of ``section`` of ``datalist`` (relative paths joined to ``dataset_dir``), as a

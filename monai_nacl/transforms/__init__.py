@@ -5,6 +5,7 @@ support, and keys set aside around the spatial transforms (MONAI Label's ``image
 from __future__ import annotations
 
 from monai_nacl.transforms.aside import RestoreAsided, SetAsided
+from monai_nacl.transforms.dice_estimate import DiceEstimated
 from monai_nacl.transforms.intensity import (
     DEFAULT_CT_WINDOW,
     INTENSITY_MODES,
@@ -18,6 +19,7 @@ from monai_nacl.transforms.uncertainty import UncertaintyMapsd, label_dtype, unc
 __all__ = [
     "DEFAULT_CT_WINDOW",
     "INTENSITY_MODES",
+    "DiceEstimated",
     "NeighborhoodPriord",
     "RestoreAsided",
     "SetAsided",

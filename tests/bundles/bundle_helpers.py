@@ -39,7 +39,7 @@ def run_bundle(bundle: str, configs: list[str], **overrides: Any) -> None:
 
 def split_list(datalist: str | Path, split: str, count: int) -> str:
     """Override expression: the first ``count`` items of the datalist's ``split`` list."""
-    return f"$monai.data.load_decathlon_datalist(@datalist, True, '{split}', @dataset_dir)[:{count}]"
+    return f"$monai_nacl.bundle.training_data.datalist_section(@datalist, '{split}', @dataset_dir)[:{count}]"
 
 
 def read_json(path: str | Path) -> Any:

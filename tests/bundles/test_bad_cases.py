@@ -9,6 +9,7 @@ Both runs are ``python -m monai.bundle run`` subprocesses started from the bundl
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import logging
@@ -130,7 +131,11 @@ def test_inference_skips_broken_images_and_fails_at_the_end(broken_inputs: dict,
     assert_reports_skipped(result, broken_inputs["test"])
     predictions = tmp_path / "predictions"
     names = [Path(c["image"]).name.removesuffix(".nii.gz") for c in broken_inputs["good"]]
-    assert sorted(p.name for p in predictions.iterdir()) == sorted(f"{n}_{m}.nii.gz" for n in names for m in MAPS)
+    maps = sorted(f"{n}_{m}.nii.gz" for n in names for m in MAPS)
+    estimates = ["dice_estimate_summary.json", "dice_estimates.csv", "review_list.csv"]  # of the written cases
+    assert sorted(p.name for p in predictions.iterdir()) == sorted(maps + estimates)
+    with open(predictions / "review_list.csv") as f:
+        assert sorted(row["case"] for row in csv.DictReader(f)) == sorted(names)
     for case, name in zip(broken_inputs["good"], names):
         image = nib.load(case["image"])
         seg = np.asarray(nib.load(predictions / f"{name}_seg.nii.gz").dataobj)  # reads the whole file

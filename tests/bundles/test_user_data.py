@@ -112,12 +112,12 @@ def test_ct_evaluates_and_calibrates_from_the_task(ct_model: Path, ct_dataset: t
     parser = ConfigParser()
     parser.read_config([config_path(BUNDLE, "train.yaml"), config_path(BUNDLE, "calibrate.yaml")])
     parser.update({"bundle_root": str(BUNDLES_DIR / BUNDLE), **common})
-    preprocessing = parser.get_parsed_content("validate#preprocessing").transforms
+    preprocessing = parser.get_parsed_content("calibration_preprocessing").transforms
     names = [type(t).__name__ for t in preprocessing]
     assert "ScaleIntensityRanged" in names and "NormalizeIntensityd" not in names
     spacing = next(t for t in preprocessing if type(t).__name__ == "Spacingd")
     assert list(spacing.spacing_transform.pixdim) == PIXDIM
-    first = parser.get_parsed_content("validate#dataset")[0]["image"]
+    first = parser.get_parsed_content("calibration_dataloader").dataset[0]["image"]
     assert 0.0 <= float(first.min()) and float(first.max()) <= 1.0  # the window's [0, 1], not a z-score
 
     run_bundle(BUNDLE, ["train.yaml", "calibrate.yaml"], **common)

@@ -89,7 +89,7 @@ def test_overrides_reach_the_bundle_through_fire_as_given():
         "w": "['a', 'b']",
         "n": 3,
         "roi_size": "[48,48]",
-        "train#dataset#data": "$monai.data.load_decathlon_datalist(@datalist, True, 'training', @dataset_dir)[:1]",
+        "train#dataset#data": "$monai_nacl.bundle.training_data.datalist_section(@datalist, 'training', @dataset_dir)[:1]",
         "names": "ce,nacl",  # fire alone: the tuple ('ce', 'nacl')
         "comment": "abc#def",  # fire alone: 'abc'
         "quoted": "'[1]'",

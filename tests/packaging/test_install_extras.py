@@ -116,7 +116,7 @@ def test_training_and_evaluation_need_no_test_extra(tmp_path: Path) -> None:
 
     data = tmp_path / "data"
     datalist = make_synthetic_dataset(data, num_cases=6, spatial_dims=3, size=32, num_classes=3, seed=0)
-    first = "$monai.data.load_decathlon_datalist(@datalist, True, '{}', @dataset_dir)[:{}]"
+    first = "$monai_nacl.bundle.training_data.datalist_section(@datalist, '{}', @dataset_dir)[:{}]"
     common = ["--bundle_root", str(BUNDLE), "--datalist", str(datalist), "--dataset_dir", str(data),
               "--output_dir", str(tmp_path / "run"), "--sw_batch_size", "4"]  # fmt: skip
     runner = [sys.executable, "-m", "monai.bundle", "run", "--meta_file", str(BUNDLE / "configs" / "metadata.json")]

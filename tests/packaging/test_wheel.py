@@ -84,7 +84,7 @@ def test_wheel_installs_exports_and_trains_outside_the_repository(tmp_path: Path
     assert _tree(copy).keys() == _tree(site / "monai_nacl" / "bundles" / BUNDLE).keys()
 
     datalist = make_synthetic_dataset(tmp_path / "data", num_cases=6, spatial_dims=3, size=32, num_classes=3, seed=0)
-    first = "$monai.data.load_decathlon_datalist(@datalist, True, '{}', @dataset_dir)[:{}]"
+    first = "$monai_nacl.bundle.training_data.datalist_section(@datalist, '{}', @dataset_dir)[:{}]"
     overrides = {
         "datalist": datalist,
         "dataset_dir": str(tmp_path / "data"),
