@@ -5,8 +5,8 @@ the bundle's ``configs/``, or absolute paths of the fragments in :data:`FRAGMENT
 
 - ``train``: ``train.yaml``, then the protocol's files (``--protocol paper``: ``protocol_paper.yaml``);
 - ``evaluate``: those, then ``evaluate.yaml`` and the all-voxel report (``all_voxels.yaml``);
-- ``calibrate``: the training files, then the bundle's ``calibrate.yaml`` (or the shipped one, the same in all three
-  shipped bundles, for a bundle without it);
+- ``calibrate``: the training files, then the bundle's ``calibrate.yaml`` (or, for a bundle without it, the generic
+  :data:`CALIBRATE_FRAGMENT`);
 - ``evaluate_calibrated``: the evaluation files, then ``posthoc.yaml`` when the bundle's evaluation applies no
   calibration itself (defines no ``calibration_dir``).
 
@@ -43,13 +43,16 @@ __all__ = [
 ]
 
 FRAGMENTS = Path(__file__).resolve().parent / "configs"
-"""Config fragments merged after a bundle's own files: :data:`ALL_VOXELS_FRAGMENT` and :data:`POSTHOC_FRAGMENT`."""
+"""Config fragments merged after a bundle's own files: :data:`ALL_VOXELS_FRAGMENT`, :data:`POSTHOC_FRAGMENT` and
+:data:`CALIBRATE_FRAGMENT`."""
 ALL_VOXELS_FRAGMENT = FRAGMENTS / "all_voxels.yaml"
 """Adds a second evaluation report over all voxels (``<output_dir>/all_voxels/``)."""
 POSTHOC_FRAGMENT = FRAGMENTS / "posthoc.yaml"
 """Applies the saved calibrator before the evaluation's postprocessing, for a bundle whose evaluation does not."""
-CALIBRATE_FRAGMENT = BUNDLES_DIR / "unet3d_nacl" / "configs" / "calibrate.yaml"
-"""Fits and saves a calibrator (merged after ``train.yaml``) for a bundle without ``configs/calibrate.yaml``."""
+CALIBRATE_FRAGMENT = FRAGMENTS / "calibrate.yaml"
+"""Fits and saves a calibrator (merged after ``train.yaml``) for a bundle without ``configs/calibrate.yaml``: the
+bundle's ``network`` over its ``validate#dataloader`` (the shipped bundles' own ``calibrate.yaml`` also reads
+``task.json``)."""
 
 TRAIN, EVALUATE, CALIBRATE, EVALUATE_CALIBRATED = "train", "evaluate", "calibrate", "evaluate_calibrated"
 PHASES = (TRAIN, EVALUATE, CALIBRATE, EVALUATE_CALIBRATED)

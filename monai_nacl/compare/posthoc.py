@@ -1,7 +1,7 @@
 """The post-hoc rows of a comparison (``<loss> + TS`` / ``+ VS`` / ``+ LTS``), through the bundle's own path.
 
 For each trained model (each checkpoint reported) and method, the bundle's ``calibrate`` phase (its
-``configs/calibrate.yaml``, or the shipped one for a bundle without it, see
+``configs/calibrate.yaml``, or the generic fragment for a bundle without it, see
 :class:`~monai_nacl.compare.compared_bundle.ComparedBundle`) runs :func:`monai_nacl.calibration.fit_and_save` on the
 validation split into the method's folder, then its ``evaluate_calibrated`` phase evaluates the test split with
 :class:`monai_nacl.calibration.ApplyCalibrationd` reading that folder. A model calibrated with the bundle's
