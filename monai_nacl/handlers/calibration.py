@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from monai.handlers import IgniteMetricHandler
 
-from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, SegmentationCalibrationMetric
+from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, RegionNLLMetric, SegmentationCalibrationMetric
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -94,7 +94,10 @@ class CalibrationMetricHandler(IgniteMetricHandler):
             )
         self.metric_name = metric_name
         options = {"region": region, "band_width": band_width, "per_case": per_case, "activation": activation}
-        if metric_name in MARGINAL_NAMES:
+        if metric_name == "nll" and activation == "softmax" and not save_details and not per_case:
+            # the NLL alone, read at every training step: no histograms (the same pooled value)
+            metric_fn = RegionNLLMetric(region=region, band_width=band_width)
+        elif metric_name in MARGINAL_NAMES:
             metric_fn = SegmentationCalibrationMetric(
                 marginal_bins=20 if num_bins is None else num_bins,
                 marginal_include_background=include_background,

@@ -24,7 +24,7 @@ ground-truth foreground (``region="foreground"``, the NACL papers' protocol).
 
 from __future__ import annotations
 
-from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, SegmentationCalibrationMetric
+from monai_nacl.metrics.cumulative import MARGINAL_NAMES, METRIC_NAMES, RegionNLLMetric, SegmentationCalibrationMetric
 from monai_nacl.metrics.dice_estimate import dice_estimate_agreement, foreground_mean, soft_dice_confidence
 from monai_nacl.metrics.evaluation import evaluate_segmentation
 from monai_nacl.metrics.functional import (
@@ -72,6 +72,7 @@ __all__ = [
     "METRIC_NAMES",
     "REGION_DESCRIPTIONS",
     "CalibrationStatistics",
+    "RegionNLLMetric",
     "SegmentationCalibrationMetric",
     "adaptive_calibration_error",
     "average_calibration_error",

@@ -19,8 +19,10 @@ from monai_nacl.metrics.functional import (
     sub_bins_for,
 )
 from monai_nacl.metrics.statistics import (
+    NLL_EPS,
     REGIONS,
     CalibrationStatistics,
+    _check_probabilities,
     calibration_statistics,
     marginal_statistics,
     prepare_inputs,
@@ -29,7 +31,7 @@ from monai_nacl.metrics.statistics import (
     resolve_activation,
 )
 
-__all__ = ["MARGINAL_NAMES", "METRIC_NAMES", "SegmentationCalibrationMetric"]
+__all__ = ["MARGINAL_NAMES", "METRIC_NAMES", "RegionNLLMetric", "SegmentationCalibrationMetric"]
 
 METRIC_NAMES = ("ece", "cece", "ace", "cace", "adaece", "cadaece", "mce", "nll", "brier")
 """Values the metric always reports: ECE (top label) and CECE (classwise mean), ACE and CACE (MONAI's average
@@ -290,3 +292,77 @@ class SegmentationCalibrationMetric(CumulativeIterationMetric):
         """Per-bin count, mean confidence and accuracy of the pooled top label, for a reliability diagram."""
         stats = self.pooled_statistics()
         return reliability_from_statistics(stats)
+
+
+class RegionNLLMetric(CumulativeIterationMetric):
+    """The negative log-likelihood alone over a region: ``SegmentationCalibrationMetric``'s ``nll`` without the
+    calibration histograms.
+
+    Per image it keeps the sum of ``-log max(p_y, 1e-12)`` over the counted voxels (``q``-weighted
+    ``-sum_c q_c log p_c`` for a soft reference) and their count, in float64; :meth:`aggregate` pools them over every
+    image and rank (sum over sum), as the full metric's pooled ``nll``. A training metric read at every step (the
+    bundles' ``train_nll``) so costs one gather and one log per voxel instead of every histogram of every class. The
+    probabilities are checked as the full metric checks them (finite, in [0, 1], summing to 1 over the classes).
+
+    Args:
+        region: voxels counted, as :class:`SegmentationCalibrationMetric`'s (``"foreground"``: ``label != 0``).
+        band_width: dilation radius of the ``"band"`` region.
+
+    Example:
+        >>> metric = RegionNLLMetric()
+        >>> probs = torch.tensor([[[0.9, 0.2]], [[0.1, 0.8]]]).permute(1, 0, 2)  # (1, 2, 2): two voxels
+        >>> _ = metric(y_pred=probs, y=torch.tensor([[[0, 1]]]))  # the foreground: the second voxel
+        >>> round(metric.aggregate()["nll"], 4)  # -log 0.8
+        0.2231
+    """
+
+    def __init__(self, region: str = "foreground", band_width: int = 1) -> None:
+        super().__init__()
+        if region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}, got {region!r}.")
+        self.region = region
+        self.band_width = band_width
+
+    def _compute_tensor(
+        self, y_pred: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> torch.Tensor:
+        """``(B, 2)`` float64: per image the summed NLL of the counted voxels and their number."""
+        if y is None:
+            raise ValueError("RegionNLLMetric needs the reference labels y.")
+        p_all, ref_all, soft, _ = prepare_inputs(y_pred, y, None, "softmax")
+        region = region_mask(reference_labels(y, tuple(y_pred.shape)), self.region, self.band_width)
+        if mask is not None:
+            user = torch.as_tensor(mask).reshape((y_pred.shape[0], *y_pred.shape[2:])).to(y_pred.device) != 0
+            region = user if region is None else region & user
+        rows = []
+        for b in range(p_all.shape[0]):
+            p, ref = p_all[b], ref_all[b]
+            if region is not None:
+                keep = region[b].reshape(-1)
+                p, ref = p[:, keep], ref[..., keep]
+            _check_probabilities(p, "probs")
+            if soft:
+                nll = -(ref.double() * p.double().clamp_min(NLL_EPS).log()).sum()
+            else:
+                p_y = p.gather(0, ref.long()[None])[0]
+                nll = -p_y.double().clamp_min(NLL_EPS).log().sum()
+            rows.append(torch.stack([nll, torch.tensor(float(p.shape[1]), dtype=torch.float64, device=p.device)]))
+        return torch.stack(rows)
+
+    def aggregate(self) -> dict[str, float]:
+        """``{"nll": pooled NLL}`` over every counted voxel seen (NaN, with a warning, when none was counted)."""
+        buffer = self.get_buffer()
+        if buffer is None:
+            raise RuntimeError("RegionNLLMetric has no data: call it on at least one batch first.")
+        total = torch.as_tensor(buffer).reshape(-1, 2).sum(0)
+        if float(total[1]) == 0:
+            warnings.warn(f"no voxel was counted in region '{self.region}'; the NLL is NaN.", stacklevel=2)
+            return {"nll": float("nan")}
+        return {"nll": float(total[0] / total[1])}
+
+    def pooled_statistics(self) -> CalibrationStatistics:
+        """Not kept: this metric sums the NLL only."""
+        raise RuntimeError(
+            "RegionNLLMetric keeps no calibration histograms (it sums the NLL only); for a reliability diagram attach "
+            "a CalibrationMetricHandler with another metric_name (e.g. 'ece') or save_details=True."
+        )
