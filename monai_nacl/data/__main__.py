@@ -176,10 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         sections = None if args.sections is None else [s.strip() for s in args.sections.split(",") if s.strip()]
         num_classes = args.num_classes
         if num_classes is None:
-            try:
-                num_classes = num_classes_of(args.datalist, default=0)
-            except TypeError as error:
-                raise ValueError(str(error)) from error
+            num_classes = num_classes_of(args.datalist, default=0)
             if not num_classes:
                 raise ValueError(
                     f"{args.datalist} names no classes (no MSD-style 'labels' with keys 0..K-1): pass --num_classes, "

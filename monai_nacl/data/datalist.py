@@ -69,12 +69,13 @@ def class_names(datalist: PathLike | Mapping[str, Any], num_classes: int) -> lis
         num_classes: number of classes including background.
 
     Raises:
-        ValueError: if ``num_classes < 1`` or the file cannot be read as JSON.
-        TypeError: if the datalist is not a JSON object or its ``labels`` is not a mapping.
+        ValueError: if ``num_classes < 1``, or the file is missing, is not JSON or holds no JSON object.
+        TypeError: if its ``labels`` is not a mapping.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
-    datalist, source = _read_mapping(datalist)
+    source = "the datalist" if isinstance(datalist, Mapping) else str(datalist)
+    datalist = read_datalist(datalist)
     labels = datalist.get("labels") or {}
     if not isinstance(labels, Mapping):
         raise TypeError(
@@ -90,18 +91,6 @@ def class_names(datalist: PathLike | Mapping[str, Any], num_classes: int) -> lis
     return names
 
 
-def _read_mapping(datalist: PathLike | Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    source = "the datalist" if isinstance(datalist, Mapping) else str(datalist)
-    if not isinstance(datalist, Mapping):
-        try:
-            datalist = json.loads(Path(datalist).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read the datalist {source} ({error}); pass the path of its JSON file.") from error
-        if not isinstance(datalist, Mapping):
-            raise TypeError(f"the datalist {source} is not a JSON object; expected an MSD-style datalist.")
-    return datalist, source
-
-
 def num_classes_of(datalist: PathLike | Mapping[str, Any], default: int = 3) -> int:
     """The number of classes a datalist declares: ``K`` when its MSD-style ``labels`` name the values ``0..K-1``.
 
@@ -115,11 +104,9 @@ def num_classes_of(datalist: PathLike | Mapping[str, Any], default: int = 3) -> 
     3
 
     Raises:
-        ValueError: if the file cannot be read as JSON.
-        TypeError: if the datalist is not a JSON object.
+        ValueError: if the file is missing, is not JSON or holds no JSON object.
     """
-    data, _ = _read_mapping(datalist)
-    labels = data.get("labels")
+    labels = read_datalist(datalist).get("labels")
     if not isinstance(labels, Mapping) or not labels:
         return default
     keys = []
