@@ -49,3 +49,20 @@ def busy_core() -> Iterator[None]:
     finally:
         busy.terminate()
         busy.join()
+
+
+def rss_kib(field: str) -> int:
+    """``VmRSS``, ``VmHWM``... of this process from ``/proc/self/status``, KiB (0 where not found)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's resident high-water mark (``VmHWM``); False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False

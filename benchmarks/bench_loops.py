@@ -59,7 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench_common import machine_info
+from bench_common import machine_info, reset_peak_rss, rss_kib
 
 from monai_nacl.compare.compared_bundle import EVALUATE, TRAIN, ComparedBundle
 from monai_nacl.compare.demo import DEMO_OVERRIDES
@@ -141,29 +141,14 @@ def bundle_logging(bundle: ComparedBundle, log_file: Path) -> Iterator[None]:
                 os.close(fd)
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def _peak_rss(fn: Callable[[], object]) -> tuple[float, float | None]:
     """Seconds of ``fn()`` and how far it raised the resident high-water mark, MiB (None where not measurable)."""
-    can_reset = _reset_peak()
-    before = _rss_kib("VmRSS")
+    can_reset = reset_peak_rss()
+    before = rss_kib("VmRSS")
     start = time.perf_counter()
     fn()
     seconds = time.perf_counter() - start
-    return seconds, ((_rss_kib("VmHWM") - before) / 1024.0 if can_reset else None)
+    return seconds, ((rss_kib("VmHWM") - before) / 1024.0 if can_reset else None)
 
 
 def _plain_tensor(value: torch.Tensor) -> torch.Tensor:

@@ -35,25 +35,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import reset_peak_rss, rss_kib
 
 from monai_nacl.metrics import calibration_statistics, calibration_values
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench_results" / "metrics.json"
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def _busy_loop() -> None:
@@ -89,13 +75,13 @@ def _timed_modes(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str
 def _measure(fn, repeats: int) -> tuple[float, object, float | None]:
     """Best wall time over ``repeats`` calls, the last result, and the peak extra memory in MiB (None if unknown)."""
     best, result = float("inf"), None
-    can_reset = _reset_peak()
-    base = _rss_kib("VmRSS")
+    can_reset = reset_peak_rss()
+    base = rss_kib("VmRSS")
     for _ in range(repeats):
         start = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - start)
-    peak = (_rss_kib("VmHWM") - base) / 1024 if can_reset else None
+    peak = (rss_kib("VmHWM") - base) / 1024 if can_reset else None
     return best, result, peak
 
 
